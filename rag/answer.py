@@ -1,0 +1,210 @@
+"""From retrieved passages to an Answer: reader spans, merged sources, alternatives, abstention.
+
+Readers (``rag.readers``) propose scored spans. This module does what is the same for every
+reader: it groups spans that say the same thing (normalised text), so one answer carries every
+supporting citation and a higher score; it reports answers from other sources that disagree as
+``alternatives``; it picks the evidence sentence around the span; and it abstains (``text=None``)
+when the best score is under the threshold chosen on the gold dev split.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .readers.base import Reader, ReaderOutput, SpanCandidate
+from .schema import Answer, Passage
+from .sentences import split_sentences
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def normalize(text: str) -> str:
+    """The SQuAD answer normalisation (Unicode-aware), used to decide that two spans agree."""
+    from .evaluation import normalize_answer
+
+    return normalize_answer(text)
+
+
+def evidence_for(passage: Passage, start: int, end: int) -> Passage:
+    """The sentence(s) of ``passage`` that hold the span ``start:end`` (absolute offsets)."""
+    sents = split_sentences(passage.text)
+    rel_s, rel_e = start - passage.start, end - passage.start
+    covering = [(a, b) for a, b in sents if a < rel_e and b > rel_s] or [(0, len(passage.text))]
+    a, b = covering[0][0], covering[-1][1]
+    return Passage(doc_id=passage.doc_id, title=passage.title, text=passage.text[a:b],
+                   start=passage.start + a, end=passage.start + b, score=passage.score,
+                   chunk_id=passage.chunk_id)
+
+
+@dataclass
+class _Group:
+    key: str
+    members: list[SpanCandidate]
+
+    @property
+    def best(self) -> SpanCandidate:
+        return self.members[0]
+
+    @property
+    def score(self) -> float:
+        """The best span's score, raised by support from other documents (dampened noisy-or)."""
+        best = self.best.score
+        others = {}
+        for m in self.members[1:]:
+            if m.doc_id != self.best.doc_id:
+                others[m.doc_id] = max(others.get(m.doc_id, 0.0), m.score)
+        miss = 1.0 - best
+        for s in others.values():
+            miss *= 1.0 - 0.5 * s
+        return 1.0 - miss
+
+    def citations(self) -> list[Passage]:
+        seen, out = set(), []
+        for m in self.members:
+            key = m.passage.chunk_id or (m.passage.doc_id, m.passage.start)
+            if key not in seen:
+                seen.add(key)
+                out.append(m.passage)
+        return out
+
+
+def group_candidates(candidates: Sequence[SpanCandidate]) -> list[_Group]:
+    """Spans with the same normalised text, best group first."""
+    groups: dict[str, _Group] = {}
+    for c in sorted(candidates, key=lambda c: -c.score):
+        key = normalize(c.text) or c.text.strip().lower()
+        if not key:
+            continue
+        if key in groups:
+            groups[key].members.append(c)
+        else:
+            groups[key] = _Group(key, [c])
+    return sorted(groups.values(), key=lambda g: -g.score)
+
+
+class Calibrator:
+    """Maps a reader's raw group score to a probability of being right (Platt scaling).
+
+    Fitted on the gold dev split by ``rag eval --fit``; the weights live in ``calibration.json``
+    beside the reader's other settings, so a reader without one passes scores through.
+    """
+
+    def __init__(self, a: float = 1.0, b: float = 0.0, identity: bool = True) -> None:
+        self.a, self.b, self.identity = a, b, identity
+
+    def __call__(self, score: float) -> float:
+        if self.identity:
+            return min(1.0, max(0.0, score))
+        z = self.a * _logit(score) + self.b
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "identity": self.identity}
+
+
+def _logit(p: float) -> float:
+    p = min(1 - 1e-6, max(1e-6, p))
+    return math.log(p / (1 - p))
+
+
+def load_reader_settings(name: str) -> dict[str, Any]:
+    """Tuned settings shipped with the package for reader ``name`` ({} when none)."""
+    try:
+        text = resources.files("rag").joinpath("models", f"{name}_settings.json").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return {}
+    return json.loads(text)
+
+
+class Answerer:
+    """Turns a question into an Answer with one reader over the QA object's retriever."""
+
+    def __init__(self, retriever, reader: Reader, *, threshold: float = DEFAULT_THRESHOLD,
+                 calibrator: Calibrator | None = None, alt_ratio: float = 0.6) -> None:
+        self.retriever = retriever
+        self.reader = reader
+        self.threshold = threshold
+        self.calibrator = calibrator or Calibrator()
+        self.alt_ratio = alt_ratio
+
+    @classmethod
+    def create(cls, qa, *, reader: object = None, threshold: float | None = None) -> "Answerer":
+        rd = make_reader(reader, qa)
+        settings = load_reader_settings(rd.name)
+        cal = settings.get("calibration")
+        calibrator = Calibrator(cal["a"], cal["b"], cal.get("identity", False)) if cal else None
+        th = threshold if threshold is not None else settings.get("threshold", DEFAULT_THRESHOLD)
+        return cls(qa.retriever, rd, threshold=th, calibrator=calibrator)
+
+    def answer_many(self, questions: list[str], *, k: int, mode: str,
+                    threshold: float | None = None) -> list[Answer]:
+        th = self.threshold if threshold is None else threshold
+        qvecs = self.retriever.encode(questions) if mode != "bm25" or getattr(self.reader, "uses_vectors", False) else None
+        hits = self.retriever.search_many(questions, k, mode, qvecs)
+        out = []
+        for i, (q, passages) in enumerate(zip(questions, hits)):
+            kwargs = {"qvec": qvecs[i]} if getattr(self.reader, "uses_vectors", False) else {}
+            result: ReaderOutput = self.reader.read(q, passages, **kwargs)
+            out.append(self.decide(q, passages, result, th))
+        return out
+
+    def decide(self, question: str, passages: list[Passage], result: ReaderOutput, threshold: float) -> Answer:
+        groups = group_candidates(result.candidates)
+        name = self.reader.name
+        if not groups:
+            return Answer(text=None, score=1.0, citations=passages, question=question, reader=name)
+        best = groups[0]
+        score = self.calibrator(best.score)
+        if score < threshold:
+            return Answer(text=None, score=1.0 - score, citations=passages, question=question, reader=name)
+        alternatives = []
+        best_docs = {m.doc_id for m in best.members}
+        kind = best.best.features.get("kind")
+        for g in groups[1:]:
+            s = self.calibrator(g.score)
+            if s < max(threshold, self.alt_ratio * score):
+                continue
+            if kind is not None and g.best.features.get("kind") != kind:
+                continue
+            if {m.doc_id for m in g.members} <= best_docs:
+                continue  # the same article saying two things is a candidate list, not a disagreement
+            alternatives.append(self._answer(question, g, s, name))
+        return self._answer(question, best, score, name, alternatives)
+
+    @staticmethod
+    def _answer(question: str, group: _Group, score: float, reader: str,
+                alternatives: list[Answer] | None = None) -> Answer:
+        c = group.best
+        return Answer(text=c.text, score=score, doc_id=c.doc_id, start=c.start, end=c.end,
+                      evidence=evidence_for(c.passage, c.start, c.end), citations=group.citations(),
+                      alternatives=alternatives or [], question=question, reader=reader)
+
+
+def make_reader(spec: object, qa) -> Reader:
+    """A reader from a name ("features", "neural", "fused"), a model folder path, or an instance."""
+    from .errors import InputError
+
+    if spec is not None and not isinstance(spec, (str, Path)):
+        if isinstance(spec, Reader):
+            return spec
+        raise InputError(f"reader must be 'features', 'neural', 'fused', a model folder or a Reader, got {spec!r}")
+    if spec is None or spec == "features":
+        from .readers.features import FeatureReader
+
+        return FeatureReader(qa.index, qa.embedder)
+    if spec == "neural":
+        from .readers.neural import NeuralReader
+
+        return NeuralReader()
+    path = Path(spec)
+    if not path.is_dir():
+        raise InputError(f"reader {str(spec)!r} is neither 'features', 'neural', 'fused' nor a model folder on "
+                         "disk: pass a folder holding a transformers question-answering model")
+    from .readers.neural import NeuralReader
+
+    return NeuralReader(path)

@@ -1,0 +1,260 @@
+"""The `rag` command: a thin argparse front over the library. Never imports gradio."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  rag index seeds                     index the articles in seeds/ into index/
+  rag search "Who heads Russia's Federal Service for Military and Technical Cooperation?"
+  rag search "S-400 range" -k 3 --mode bm25 --json
+  rag ask "What was the S-400 deal reportedly worth?"
+  rag ask --file questions.txt --json one question per line in, one JSON answer per line out
+  rag eval                            score retrieval and answers on evals/gold.jsonl
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rag", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Answer questions from a folder of plain-text articles, quoting the exact span "
+                    "and citing where it stands, or saying plainly that the articles do not say.",
+        epilog=EXAMPLES)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def index_opt(sp):
+        sp.add_argument("--index", default="index", metavar="DIR", help="index folder (default: index)")
+
+    sp = sub.add_parser("index", help="build or update an index from a folder of .txt articles",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  rag index seeds\n  rag index ~/articles --index ~/articles-index\n"
+                               "Only new or changed articles are embedded again; deleted ones are dropped.")
+    sp.add_argument("docs", nargs="?", default=None, metavar="DOCS",
+                    help="folder of .txt articles, searched recursively (default: the folder the index "
+                         "was built from, else seeds)")
+    index_opt(sp)
+    sp.add_argument("--model", default=None, help="local sentence-transformers model folder (default: the "
+                                                   "packaged all-MiniLM-L6-v2)")
+    sp.add_argument("--chunk-tokens", type=int, default=None, help="chunk size in tiktoken tokens")
+    sp.add_argument("--overlap-tokens", type=int, default=None, help="tokens shared by neighbouring chunks")
+    sp.add_argument("--force", action="store_true", help="re-embed everything even if nothing changed")
+    sp.add_argument("--json", action="store_true", help="print the IndexInfo as JSON")
+
+    def query_opts(sp, with_k=True):
+        index_opt(sp)
+        if with_k:
+            sp.add_argument("-k", type=int, default=5, help="passages to return (default: 5)")
+        sp.add_argument("--mode", choices=("dense", "bm25", "hybrid"), default=None,
+                        help="retrieval: dense vectors, BM25 words, or both fused (default: hybrid)")
+        sp.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    sp = sub.add_parser("search", help="show the passages that best match a question",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog='example:\n  rag search "When did deliveries of S-400 launchers begin?" -k 3')
+    sp.add_argument("question")
+    query_opts(sp)
+
+    sp = sub.add_parser("ask", help="answer a question with a quoted span, or say it is not in the articles",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog='examples:\n  rag ask "What was the S-400 deal reportedly worth?"\n'
+                               '  rag ask "Who is Rosoboronexport\'s CEO?" --json\n'
+                               '  rag ask --file questions.txt --json')
+    sp.add_argument("question", nargs="?", default=None)
+    sp.add_argument("--file", default=None, metavar="FILE", help="ask every line of FILE (batched)")
+    query_opts(sp, with_k=False)
+    sp.add_argument("-k", type=int, default=None, help="passages the reader reads (default: 5)")
+    sp.add_argument("--reader", default=None,
+                    help="'features', 'neural', 'fused' or a folder with a transformers QA model")
+    sp.add_argument("--threshold", type=float, default=None,
+                    help="abstain below this confidence (default: tuned on the gold dev split)")
+
+    sp = sub.add_parser("eval", help="score retrieval and answers on a gold set (or a SQuAD file)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  rag eval                        # evals/gold.jsonl, test split\n"
+                               "  rag eval --split dev --modes dense,hybrid --out /tmp/report\n"
+                               "  rag eval --squad data.json     # any SQuAD 2.0 file, open retrieval")
+    sp.add_argument("gold", nargs="?", default=None, help="gold JSONL (default: evals/gold.jsonl)")
+    index_opt(sp)
+    sp.add_argument("--docs", default="seeds", help="articles the gold set is about (default: seeds)")
+    sp.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    sp.add_argument("--modes", default="dense,bm25,hybrid", help="retrieval modes to compare")
+    sp.add_argument("--readers", default=None, help="readers to compare, e.g. features,neural,fused")
+    sp.add_argument("--squad", default=None, metavar="FILE", help="evaluate on a SQuAD 2.0 JSON(.gz) file")
+    sp.add_argument("--limit", type=int, default=None, help="with --squad: at most this many questions")
+    sp.add_argument("--out", default="evals/report", metavar="DIR", help="report folder (default: evals/report)")
+
+    sp = sub.add_parser("train-reader", help="fine-tune the neural reader on SQuAD-format data",
+                        add_help=False)
+    sp.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def _progress_printer(quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def tell(stage: str, done: int, total: int) -> None:
+        if total <= 0:
+            print(f"{stage} ...", file=sys.stderr)
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+    return tell
+
+
+def _warn_stale(qa, index: str) -> None:
+    reasons = qa.stale()
+    if reasons:
+        more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+        print(f"warning: the index is out of date ({'; '.join(reasons[:3])}{more}): run `rag index --index {index}`",
+              file=sys.stderr)
+
+
+def cmd_index(a) -> int:
+    import rag
+    from rag.chunking import ChunkerSettings
+
+    docs = a.docs
+    if docs is None:
+        docs = "seeds"
+        try:
+            from rag.store import current_version, read_manifest
+
+            docs = read_manifest(current_version(a.index)).get("docs_dir", "seeds")
+        except rag.RagError:
+            pass
+    base = ChunkerSettings()
+    chunker = ChunkerSettings(max_tokens=a.chunk_tokens or base.max_tokens,
+                              overlap_tokens=base.overlap_tokens if a.overlap_tokens is None else a.overlap_tokens)
+    info = rag.build_index(docs, a.index, model=a.model, chunker=chunker, force=a.force,
+                           progress=_progress_printer(a.json))
+    for w in info.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(info.to_dict(), indent=2))
+    elif info.rebuilt:
+        print(f"indexed {info.num_documents} articles into {info.num_chunks} chunks at {info.index_dir} "
+              f"({info.encoded_chunks} chunks embedded, {info.seconds:.1f} s)")
+    else:
+        print(f"index at {info.index_dir} is up to date ({info.num_documents} articles, {info.num_chunks} chunks); "
+              "nothing was embedded")
+    return 0
+
+
+def cmd_search(a) -> int:
+    import rag
+
+    qa = rag.load(a.index)
+    _warn_stale(qa, a.index)
+    hits = qa.retrieve(a.question, k=a.k, mode=a.mode)
+    if a.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no passage matches these words")
+    for i, h in enumerate(hits, 1):
+        print(f"[{i}] {h.doc_id} [{h.start}:{h.end}] score {h.score:.3f} - {h.title}")
+        print(textwrap.indent(textwrap.fill(h.text, 100), "    "))
+    return 0
+
+
+def format_answer(ans) -> str:
+    """The answer as a person reads it in a terminal: span marked in its evidence, sources listed."""
+    lines = []
+    if ans.text is None:
+        lines.append(f"Not in these articles (confidence {ans.score:.2f}). Closest passages:")
+    else:
+        lines.append(f"Answer: {ans.text}   (confidence {ans.score:.2f})")
+        ev = ans.evidence
+        a, b = ans.start - ev.start, ans.end - ev.start
+        lines.append(f"Evidence: {ev.text[:a]}[[{ev.text[a:b]}]]{ev.text[b:]}")
+        lines.append("Sources:")
+    for i, c in enumerate(ans.citations, 1):
+        lines.append(f"  [{i}] {c.doc_id} [{c.start}:{c.end}] {c.title}")
+    if ans.alternatives:
+        lines.append("Sources disagree:")
+        for alt in ans.alternatives:
+            where = ", ".join(f"{c.doc_id} [{c.start}:{c.end}]" for c in alt.citations)
+            lines.append(f"  - {alt.text} (confidence {alt.score:.2f}) in {where}")
+    return "\n".join(lines)
+
+
+def cmd_ask(a) -> int:
+    import rag
+
+    if (a.question is None) == (a.file is None):
+        raise rag.InputError("give either a QUESTION or --file FILE (one question per line)")
+    if a.file:
+        path = Path(a.file)
+        if not path.is_file():
+            raise rag.InputError(f"question file {a.file!r} does not exist")
+        questions = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not questions:
+            raise rag.InputError(f"question file {a.file!r} holds no questions (one per line)")
+    else:
+        questions = [a.question]
+    qa = rag.load(a.index, reader=a.reader, **({"mode": a.mode} if a.mode else {}))
+    _warn_stale(qa, a.index)
+    answers = qa.ask_many(questions, k=a.k, threshold=a.threshold)
+    for ans in answers:
+        if a.json:
+            print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=None if a.file else 2))
+        else:
+            if a.file:
+                print(f"Q: {ans.question}")
+            print(format_answer(ans))
+            if a.file:
+                print()
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from rag.eval_runner import run_from_cli
+
+    return run_from_cli(a)
+
+
+def cmd_train_reader(a) -> int:
+    from rag.training import main as train_main
+
+    return int(train_main(a.args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    a = _parser().parse_args(argv)
+    from rag.errors import RagError
+
+    handlers = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval,
+                "train-reader": cmd_train_reader}
+    try:
+        return handlers[a.command](a)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line for the user; the traceback on request
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (set RAG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

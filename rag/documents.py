@@ -1,0 +1,279 @@
+"""Reading article files: title, body with page chrome removed, exact offsets kept.
+
+News pages saved as text carry chrome around the article: navigation lines before the headline
+("All news"), teaser lists after it ("More from Land Warfare", then "-"-separated headlines with a
+one-line teaser each), and summary boxes ("What you need to know:" + bullets) that repeat the body.
+The rules below recognise these by their *shape*, not by their wording:
+
+* navigation: short lines (fewer than three words) before the first headline-sized line;
+* teaser list: a heading-like line (short, no sentence-final punctuation) from which the rest of
+  the file is a list of short items, either separated by bullet/dash lines or made only of
+  headline-like lines; the list and everything after it is dropped;
+* summary box: a short line ending in ``:`` followed by bullet lines whose text is repeated in the
+  rest of the body; the box is dropped (a box with new information is kept).
+
+Offsets are into the text ``Path.read_text(encoding="utf-8")`` returns (universal newlines).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DocumentsError
+from .schema import Document
+
+DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024
+
+_SEPARATOR = re.compile(r"^\s*[-\u2013\u2014\u2022*\u00b7|_=~]+\s*$")
+_BULLET = re.compile(r"^\s*(?:[-\u2013\u2014\u2022*\u00b7]|\d{1,2}[.)])\s+\S")
+_SENTENCE_END = re.compile(r"[.!?]['\"\u2019\u201d)\]]*$")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class _Line:
+    start: int
+    end: int  # excludes the newline
+    text: str
+
+    @property
+    def blank(self) -> bool:
+        return not self.text.strip()
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+def _lines(source: str) -> list[_Line]:
+    out, pos = [], 0
+    for raw in source.split("\n"):
+        out.append(_Line(pos, pos + len(raw), raw))
+        pos += len(raw) + 1
+    return out
+
+
+def _heading_like(line: _Line, max_words: int = 10) -> bool:
+    t = line.text.strip()
+    return (
+        0 < line.words <= max_words
+        and len(t) <= 90
+        and not _SENTENCE_END.search(t)
+        and not _SEPARATOR.match(t)
+        and (t[0].isupper() or t[0].isdigit())
+    )
+
+
+def _headline_like(line: _Line) -> bool:
+    """A teaser headline: short-ish and not a finished sentence."""
+    t = line.text.strip()
+    return 0 < line.words <= 16 and not _SENTENCE_END.search(t) and not _SEPARATOR.match(t)
+
+
+def _is_teaser_list(lines: list[_Line]) -> bool:
+    """True when ``lines`` (non-blank, after a heading) look like a list of teasers to the end."""
+    if not lines:
+        return False
+    seps = [i for i, ln in enumerate(lines) if _SEPARATOR.match(ln.text)]
+    if seps:
+        # Headings may stack before the first separator ("Related ..." then "More from ...").
+        if seps[0] > 2 or not all(_heading_like(ln) for ln in lines[: seps[0]]):
+            return False
+        items, cur = [], []
+        for ln in lines[seps[0] + 1:]:
+            if _SEPARATOR.match(ln.text):
+                items.append(cur)
+                cur = []
+            else:
+                cur.append(ln)
+        items.append(cur)
+        items = [it for it in items if it]
+        # Each item: a headline, optionally followed by one or two teaser lines.
+        return bool(items) and all(len(it) <= 3 and _headline_like(it[0]) for it in items)
+    # No separators: a plain list of at least three headline-like lines to the end.
+    return len(lines) >= 3 and all(_headline_like(ln) for ln in lines)
+
+
+def _chrome_tail_start(lines: list[_Line], first: int) -> int | None:
+    """Index of the heading line where a trailing teaser list starts, or None."""
+    for i in range(first, len(lines)):
+        ln = lines[i]
+        if ln.blank or not _heading_like(ln):
+            continue
+        rest = [x for x in lines[i + 1:] if not x.blank]
+        if _is_teaser_list(rest):
+            return i
+    return None
+
+
+def _shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
+    words = [w.lower() for w in _WORD.findall(text)]
+    return {tuple(words[i:i + n]) for i in range(max(0, len(words) - n + 1))}
+
+
+def _summary_boxes(lines: list[_Line], first: int, stop: int) -> list[tuple[int, int]]:
+    """Line-index ranges [a, b) of summary boxes whose bullets repeat the rest of the body."""
+    boxes = []
+    i = first
+    while i < stop:
+        t = lines[i].text.strip()
+        if t.endswith(":") and 0 < lines[i].words <= 8:
+            j, bullets = i + 1, []
+            while j < stop and (lines[j].blank or _BULLET.match(lines[j].text)):
+                if not lines[j].blank:
+                    bullets.append(j)
+                j += 1
+            if bullets:
+                box_text = " ".join(lines[b].text for b in bullets)
+                rest = " ".join(lines[k].text for k in range(first, stop) if not i <= k < j)
+                box_sh = _shingles(box_text)
+                if box_sh and len(box_sh & _shingles(rest)) / len(box_sh) >= 0.8:
+                    boxes.append((i, j))
+                i = j
+                continue
+        i += 1
+    return boxes
+
+
+def _title_index(lines: list[_Line]) -> int | None:
+    nonblank = [i for i, ln in enumerate(lines) if not ln.blank]
+    for i in nonblank[:5]:
+        if lines[i].words >= 3:
+            return i
+    return nonblank[0] if nonblank else None
+
+
+def parse_article(source: str, doc_id: str, path: str = "", content_hash: str = "") -> Document:
+    """Split an article's text into title and body segments (offsets into ``source``).
+
+    A document with no body gets ``segments == ()``; the caller decides what to do with it.
+    """
+    lines = _lines(source)
+    ti = _title_index(lines)
+    if ti is None:
+        return Document(doc_id, path, "", 0, 0, (), content_hash, source)
+    title_line = lines[ti]
+    lead = len(title_line.text) - len(title_line.text.lstrip())
+    t_start, t_end = title_line.start + lead, title_line.start + len(title_line.text.rstrip())
+    first = ti + 1
+    tail = _chrome_tail_start(lines, first)
+    stop = len(lines) if tail is None else tail
+    dropped = set()
+    for a, b in _summary_boxes(lines, first, stop):
+        dropped.update(range(a, b))
+    segments: list[tuple[int, int]] = []
+    cur: list[_Line] = []
+
+    def flush() -> None:
+        kept = [ln for ln in cur if not ln.blank]
+        if kept:
+            s = kept[0].start + len(kept[0].text) - len(kept[0].text.lstrip())
+            e = kept[-1].start + len(kept[-1].text.rstrip())
+            segments.append((s, e))
+        cur.clear()
+
+    for k in range(first, stop):
+        if k in dropped:
+            flush()
+        else:
+            cur.append(lines[k])
+    flush()
+    return Document(doc_id, path, source[t_start:t_end], t_start, t_end, tuple(segments), content_hash, source)
+
+
+def _iter_txt_files(docs: Path, warn: list[str]) -> list[Path]:
+    root = docs.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(docs, followlinks=False):
+        dirnames.sort()
+        for d in list(dirnames):
+            p = Path(dirpath) / d
+            if p.is_symlink():
+                dirnames.remove(d)
+                warn.append(f"{p}: skipped a symlinked folder (only files inside the docs folder are read)")
+        for name in sorted(filenames):
+            if not name.endswith(".txt"):
+                continue
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                try:
+                    p.resolve(strict=True).relative_to(root)
+                except (ValueError, OSError):
+                    warn.append(f"{p}: skipped a symlink pointing outside the docs folder")
+                    continue
+            found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(docs).as_posix())
+
+
+def doc_id_for(path: Path, docs: Path) -> str:
+    """The document id: the path relative to the docs folder, without its suffix, posix style."""
+    return path.relative_to(docs).with_suffix("").as_posix()
+
+
+def read_source(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[str, str]:
+    """Return (text as ``read_text(encoding="utf-8")`` gives it, sha256 of the bytes).
+
+    Raises ``ValueError`` with a reason for files that cannot be indexed.
+    """
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit per article "
+                         "(split it, or raise max_file_bytes)")
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError("looks binary (it contains NUL bytes), not a text article")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"is not UTF-8 (byte {e.start}): convert it, e.g. iconv -f latin1 -t utf-8") from None
+    # Universal newlines, as Path.read_text does.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, hashlib.sha256(data).hexdigest()
+
+
+def load_documents(docs_dir: str | os.PathLike, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                   ) -> tuple[list[Document], list[str]]:
+    """Read every ``.txt`` article below ``docs_dir`` (recursively), cleaned, in path order.
+
+    Returns ``(documents, warnings)``. A file that cannot be used (not UTF-8, binary, empty, no
+    body, too large, an exact duplicate of another, a symlink out of the folder) is skipped with
+    a warning naming it; the rest are still returned. Raises ``DocumentsError`` when the folder
+    is missing or holds no usable article.
+    """
+    docs = Path(docs_dir)
+    if not docs.exists():
+        raise DocumentsError(f"docs folder {str(docs)!r} does not exist: pass the folder of .txt articles, "
+                             "e.g. `rag index seeds`")
+    if not docs.is_dir():
+        raise DocumentsError(f"{str(docs)!r} is not a folder: pass the folder that holds the .txt articles")
+    warnings: list[str] = []
+    documents: list[Document] = []
+    seen_hash: dict[str, str] = {}
+    files = _iter_txt_files(docs, warnings)
+    for path in files:
+        doc_id = doc_id_for(path, docs)
+        try:
+            source, digest = read_source(path, max_file_bytes)
+        except (ValueError, OSError) as e:
+            warnings.append(f"{path}: skipped: {e}")
+            continue
+        if not source.strip():
+            warnings.append(f"{path}: skipped: the file is empty")
+            continue
+        if digest in seen_hash:
+            warnings.append(f"{path}: skipped: an exact duplicate of {seen_hash[digest]!r}")
+            continue
+        doc = parse_article(source, doc_id, path.relative_to(docs).as_posix(), digest)
+        if not doc.segments:
+            warnings.append(f"{path}: skipped: no article body found after the title")
+            continue
+        seen_hash[digest] = doc_id
+        documents.append(doc)
+    if not documents:
+        detail = f" ({len(files)} .txt file(s), none usable: {'; '.join(warnings[:3])})" if files else ""
+        raise DocumentsError(f"no usable .txt articles in {str(docs)!r}{detail}: add UTF-8 text articles "
+                             "(title line, then the body) and run `rag index` again")
+    return documents, warnings

@@ -1,0 +1,249 @@
+"""Building an index from a docs folder, incrementally, and opening one for search."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .chunking import ChunkerSettings, chunk_document
+from .documents import DEFAULT_MAX_FILE_BYTES, load_documents, read_source
+from .embedding import Embedder
+from .errors import IndexMismatchError
+from .lexical import LexicalIndex
+from .schema import Chunk, Document, IndexInfo
+
+# Exact search below this many chunks, HNSW above: measured in benchmarks/ (exact search stays
+# under the HNSW query time up to about this size on this class of machine).
+ANN_THRESHOLD = 200_000
+HNSW_SPEC = {"type": "hnsw", "M": 32, "efConstruction": 80, "efSearch": 128}
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def embed_text(chunk: Chunk) -> str:
+    """What the encoder sees for a chunk: its article title, then its text."""
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
+def faiss_spec(num_chunks: int, ann_threshold: int = ANN_THRESHOLD) -> dict[str, Any]:
+    return dict(HNSW_SPEC) if num_chunks >= ann_threshold else {"type": "flat"}
+
+
+@dataclass
+class OpenIndex:
+    """A loaded index version: manifest, documents, chunk table, vectors and BM25."""
+
+    index_dir: Path
+    version: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    vectors: Any  # faiss.Index
+    lexical: LexicalIndex
+    _row_of: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["dimension"])
+
+    def row(self, chunk_id: str) -> int:
+        if not self._row_of:
+            self._row_of.update({c.chunk_id: i for i, c in enumerate(self.chunks)})
+        return self._row_of[chunk_id]
+
+    def stale(self) -> list[str]:
+        """Why the index no longer matches its docs folder ([] when it is up to date)."""
+        return stale_reasons(self.manifest)
+
+
+def open_index(index_dir: str | os.PathLike, *, verify: bool | None = None) -> OpenIndex:
+    """Load the live version of an index, checking every file against the manifest."""
+    index_dir = Path(index_dir)
+    version = store.current_version(index_dir)
+    manifest = store.read_manifest(version)
+    store.verify_files(version, manifest, hashes=verify)
+    chunks = store.read_chunks(version)
+    vectors = store.read_faiss(version / store.VECTORS, manifest.get("faiss", {}))
+    if vectors.ntotal != len(chunks) or vectors.d != int(manifest["dimension"]):
+        raise store.IndexCorruptError(
+            f"{version} holds {vectors.ntotal} vectors of dimension {vectors.d} for {len(chunks)} chunks of "
+            f"dimension {manifest['dimension']}: {store.rebuild_hint(index_dir)}")
+    lexical = LexicalIndex.load(version / store.BM25_DIR)
+    if lexical.size != len(chunks):
+        raise store.IndexCorruptError(f"{version}/bm25 indexes {lexical.size} chunks, the table has "
+                                      f"{len(chunks)}: {store.rebuild_hint(index_dir)}")
+    return OpenIndex(index_dir, version, manifest, store.read_documents(version), chunks, vectors, lexical)
+
+
+def stale_reasons(manifest: dict[str, Any]) -> list[str]:
+    docs_dir = manifest.get("docs_dir")
+    if not docs_dir:
+        return []
+    docs = Path(docs_dir)
+    if not docs.is_dir():
+        return [f"docs folder {docs_dir} is gone"]
+    indexed = manifest.get("documents", {})
+    seen = {}
+    for p in sorted(docs.rglob("*.txt")):
+        rel = p.relative_to(docs).as_posix()
+        seen[rel] = p
+    reasons = []
+    known = {meta["path"]: meta for meta in indexed.values()}
+    skipped = set(manifest.get("skipped_paths", []))
+    for rel, p in seen.items():
+        meta = known.get(rel)
+        if meta is None:
+            if rel not in skipped:
+                reasons.append(f"new article {rel}")
+            continue
+        st = p.stat()
+        if st.st_size == meta["bytes"] and st.st_mtime_ns == meta["mtime_ns"]:
+            continue
+        try:
+            _, digest = read_source(p, max(DEFAULT_MAX_FILE_BYTES, st.st_size))
+        except (ValueError, OSError):
+            reasons.append(f"changed article {rel}")
+            continue
+        if digest != meta["content_hash"]:
+            reasons.append(f"changed article {rel}")
+    reasons += [f"deleted article {rel}" for rel in known if rel not in seen]
+    return reasons
+
+
+def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "index", *,
+                model: str | os.PathLike | None = None, embedder: Embedder | None = None,
+                chunker: ChunkerSettings | None = None, force: bool = False,
+                ann_threshold: int = ANN_THRESHOLD, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                progress: Progress | None = None) -> IndexInfo:
+    """Index the ``.txt`` articles below ``docs_dir`` into ``index_dir``, incrementally.
+
+    Articles whose content hash, model and chunker settings match the live index reuse their
+    chunks and vectors; only new or changed ones are encoded; deleted ones are dropped. When
+    nothing changed, nothing is written and ``IndexInfo.rebuilt`` is False. The new version
+    replaces the old one atomically; a failure leaves the old one live.
+    """
+    t0 = time.perf_counter()
+    index_dir = Path(index_dir)
+    docs_dir = Path(docs_dir)
+    chunker = chunker or ChunkerSettings()
+    embedder = embedder or Embedder(model)
+    tell = progress or (lambda stage, done, total: None)
+
+    with store.build_lock(index_dir, on_wait=lambda: tell("waiting for another build of this index", 0, 0)):
+        tell("reading articles", 0, 0)
+        documents, warnings = load_documents(docs_dir, max_file_bytes=max_file_bytes)
+        previous = _previous(index_dir, embedder, chunker)
+        prev_docs = previous.manifest["documents"] if previous else {}
+        settings = _settings(embedder, chunker, docs_dir)
+        unchanged = {d.doc_id for d in documents
+                     if d.doc_id in prev_docs and prev_docs[d.doc_id]["content_hash"] == d.content_hash}
+        if (previous and not force and unchanged == set(prev_docs) == {d.doc_id for d in documents}
+                and all(previous.manifest.get(k) == v for k, v in settings.items())):
+            return IndexInfo(str(index_dir), len(documents), len(previous.chunks), embedder.model_id,
+                             previous.dimension, rebuilt=False, encoded_chunks=0,
+                             warnings=tuple(warnings), seconds=time.perf_counter() - t0)
+
+        prev_rows: dict[str, list[int]] = {}
+        if previous and not force:
+            for i, c in enumerate(previous.chunks):
+                if c.doc_id in unchanged:
+                    prev_rows.setdefault(c.doc_id, []).append(i)
+        chunks: list[Chunk] = []
+        reuse_rows: list[int] = []  # row in the previous index, or -1 for chunks to encode
+        fits = embedder.fits
+        for n, doc in enumerate(documents):
+            tell("chunking", n, len(documents))
+            if doc.doc_id in prev_rows:
+                rows = prev_rows[doc.doc_id]
+                chunks.extend(previous.chunks[r] for r in rows)
+                reuse_rows.extend(rows)
+            else:
+                prefix = f"{doc.title}\n" if doc.title else ""
+                new = chunk_document(doc, chunker, fits=lambda t, p=prefix: fits(p + t))
+                chunks.extend(new)
+                reuse_rows.extend([-1] * len(new))
+        to_encode = [i for i, r in enumerate(reuse_rows) if r < 0]
+        vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+        if previous:
+            kept = [i for i, r in enumerate(reuse_rows) if r >= 0]
+            if kept:
+                vectors[kept] = store.vectors_of(previous.vectors, [reuse_rows[i] for i in kept])
+        batch = max(embedder.batch_size * 4, 256)
+        for b in range(0, len(to_encode), batch):
+            tell("embedding chunks", b, len(to_encode))
+            rows = to_encode[b:b + batch]
+            vectors[rows] = embedder.encode([embed_text(chunks[i]) for i in rows])
+        tell("embedding chunks", len(to_encode), len(to_encode))
+        tell("writing index", 0, 0)
+        spec = faiss_spec(len(chunks), ann_threshold)
+        faiss_index = store.make_faiss_index(vectors, spec)
+        lexical = LexicalIndex.build([embed_text(c) for c in chunks])
+        per_doc: dict[str, int] = {}
+        for c in chunks:
+            per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
+        manifest = {
+            **settings,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "dimension": embedder.dimension,
+            "metric": "inner_product",
+            "faiss": spec,
+            "num_documents": len(documents),
+            "num_chunks": len(chunks),
+            "documents": {d.doc_id: _doc_meta(d, docs_dir, per_doc.get(d.doc_id, 0)) for d in documents},
+            "skipped_paths": _skipped(warnings, docs_dir),
+            "warnings": warnings,
+        }
+        store.write_version(index_dir, manifest, {
+            store.VECTORS: store.write_faiss(faiss_index),
+            store.CHUNKS: store.write_jsonl([c.to_dict() for c in chunks]),
+            store.DOCUMENTS: store.write_jsonl([d.to_dict() for d in documents]),
+            store.BM25_DIR: lexical.save,
+        })
+    return IndexInfo(str(index_dir), len(documents), len(chunks), embedder.model_id, embedder.dimension,
+                     rebuilt=True, encoded_chunks=len(to_encode), warnings=tuple(warnings),
+                     seconds=time.perf_counter() - t0)
+
+
+def _settings(embedder: Embedder, chunker: ChunkerSettings, docs_dir: Path) -> dict[str, Any]:
+    return {"model": embedder.model_id, "chunker": chunker.to_dict(), "embed_title": True,
+            "docs_dir": str(docs_dir.resolve())}
+
+
+def _doc_meta(doc: Document, docs_dir: Path, num_chunks: int) -> dict[str, Any]:
+    st = (docs_dir / doc.path).stat()
+    return {"path": doc.path, "title": doc.title, "content_hash": doc.content_hash,
+            "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "num_chunks": num_chunks}
+
+
+def _skipped(warnings: list[str], docs_dir: Path) -> list[str]:
+    out = []
+    for w in warnings:
+        path = w.split(": ", 1)[0]
+        try:
+            out.append(Path(path).relative_to(docs_dir).as_posix())
+        except ValueError:
+            continue
+    return out
+
+
+def _previous(index_dir: Path, embedder: Embedder, chunker: ChunkerSettings) -> OpenIndex | None:
+    """The live index when its vectors can be reused (same model and chunker), else None."""
+    try:
+        prev = open_index(index_dir)
+    except store.IndexNotFoundError:
+        return None
+    except (store.IndexCorruptError, IndexMismatchError):
+        return None  # rebuilt from scratch; the broken version is replaced atomically
+    if prev.manifest.get("model") != embedder.model_id or prev.manifest.get("chunker") != chunker.to_dict():
+        return None
+    return prev

@@ -1,0 +1,95 @@
+"""The one object the CLI, the app, the eval suite and outside scripts share."""
+from __future__ import annotations
+
+import os
+import threading
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+from .embedding import Embedder
+from .errors import InputError
+from .indexing import OpenIndex, open_index
+from .retrieval import MODES, Retriever, check_k, check_mode
+from .schema import Answer, Passage
+
+DEFAULT_MODE = "hybrid"  # best recall@5 and MRR on the gold dev split (evals/README.md)
+DEFAULT_K = 5
+MAX_QUESTION_CHARS = 1000
+
+
+def validate_question(question: object) -> str:
+    """Return the question stripped, or raise InputError saying what is wrong with it."""
+    if not isinstance(question, str):
+        raise InputError(f"the question must be text, got {type(question).__name__}")
+    q = question.strip()
+    if not q:
+        raise InputError("the question is empty: type a question, e.g. \"Who heads Rosoboronexport?\"")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}: "
+                         "ask about one thing at a time")
+    bad = sorted({c for c in q if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") and c not in "\t\n\r"})
+    if bad:
+        names = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
+        raise InputError(f"the question contains control characters ({names}): remove them and ask again")
+    return " ".join(q.split())
+
+
+class QA:
+    """Retrieval and answering over one index. Models load on first use."""
+
+    def __init__(self, index_dir: str | os.PathLike = "index", *, model: str | os.PathLike | None = None,
+                 embedder: Embedder | None = None, reader: object = None, mode: str = DEFAULT_MODE,
+                 k: int = DEFAULT_K, threshold: float | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.index: OpenIndex = open_index(self.index_dir)
+        self.embedder = embedder or Embedder(model if model is not None else self.index.model)
+        self.retriever = Retriever(self.index, self.embedder)
+        self.mode = check_mode(mode)
+        self.k = check_k(k)
+        self._reader_spec = reader
+        self._answerer = None
+        self._threshold = threshold
+        self._lock = threading.Lock()
+
+    # -- retrieval ---------------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int = DEFAULT_K, mode: str | None = None) -> list[Passage]:
+        """The ``k`` passages that best match ``question``, best first."""
+        q = validate_question(question)
+        return self.retriever.search(q, check_k(k), check_mode(mode or self.mode))
+
+    # -- answering ---------------------------------------------------------------------------------
+    @property
+    def answerer(self):
+        with self._lock:
+            if self._answerer is None:
+                from .answer import Answerer
+
+                self._answerer = Answerer.create(self, reader=self._reader_spec, threshold=self._threshold)
+            return self._answerer
+
+    def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
+            threshold: float | None = None) -> Answer:
+        """An extractive answer with citations, or ``text=None`` when the articles do not say."""
+        return self.ask_many([question], k=k, mode=mode, threshold=threshold)[0]
+
+    def ask_many(self, questions: Sequence[str], *, k: int | None = None, mode: str | None = None,
+                 threshold: float | None = None) -> list[Answer]:
+        """Answers for many questions; their vectors are encoded in batches."""
+        qs = [validate_question(q) for q in questions]
+        return self.answerer.answer_many(qs, k=check_k(k or self.k), mode=check_mode(mode or self.mode),
+                                         threshold=threshold)
+
+    # -- state -------------------------------------------------------------------------------------
+    def stale(self) -> list[str]:
+        """Why the index no longer matches its articles ([] when up to date)."""
+        return self.index.stale()
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return MODES
+
+
+def load(index_dir: str | os.PathLike = "index", **kwargs) -> QA:
+    """Open an index for questions. Keyword settings: model, reader, mode, k, threshold."""
+    return QA(index_dir, **kwargs)

@@ -1,0 +1,95 @@
+"""Dense (FAISS), lexical (BM25) and hybrid (reciprocal rank fusion) retrieval -> Passages."""
+from __future__ import annotations
+
+import numpy as np
+
+from .embedding import Embedder
+from .errors import IndexMismatchError, InputError
+from .indexing import OpenIndex
+from .schema import Passage
+from .store import rebuild_hint
+
+MODES = ("dense", "bm25", "hybrid")
+RRF_K = 60  # the constant of Cormack et al. (2009)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InputError(f"retrieval mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def check_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InputError(f"k must be a whole number of at least 1, got {k!r}")
+    return k
+
+
+class Retriever:
+    """Finds the passages of an open index that best match a question."""
+
+    def __init__(self, index: OpenIndex, embedder: Embedder, *, rrf_k: int = RRF_K) -> None:
+        if embedder.model_id != index.model:
+            raise IndexMismatchError(
+                f"the index at {str(index.index_dir)!r} was built with model {index.model!r}, not "
+                f"{embedder.model_id!r}: load it with that model, or {rebuild_hint(index.index_dir)}")
+        self.index = index
+        self.embedder = embedder
+        self.rrf_k = rrf_k
+        self._checked_dim = False
+
+    def encode(self, questions: list[str]) -> np.ndarray:
+        vecs = self.embedder.encode(questions)
+        if not self._checked_dim:
+            if vecs.shape[1] != self.index.dimension:
+                raise IndexMismatchError(
+                    f"the embedder gives {vecs.shape[1]}-d vectors but the index at {str(self.index.index_dir)!r} "
+                    f"holds {self.index.dimension}-d ones: {rebuild_hint(self.index.index_dir)}")
+            self._checked_dim = True
+        return vecs
+
+    def dense(self, qvecs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        n = self.index.vectors.ntotal
+        if n == 0:
+            return [[] for _ in range(len(qvecs))]
+        scores, rows = self.index.vectors.search(np.ascontiguousarray(qvecs, dtype=np.float32), min(k, n))
+        return [[(int(r), float(s)) for r, s in zip(rr, ss) if r >= 0] for rr, ss in zip(rows, scores)]
+
+    def lexical(self, question: str, k: int) -> list[tuple[int, float]]:
+        rows, scores = self.index.lexical.search(question, k)
+        return [(int(r), float(s)) for r, s in zip(rows, scores)]
+
+    def fuse(self, *rankings: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+        fused: dict[int, float] = {}
+        for ranking in rankings:
+            for rank, (row, _) in enumerate(ranking, 1):
+                fused[row] = fused.get(row, 0.0) + 1.0 / (self.rrf_k + rank)
+        return sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]
+
+    def search(self, question: str, k: int = 5, mode: str = "hybrid",
+               qvec: np.ndarray | None = None) -> list[Passage]:
+        """The top ``k`` passages for ``question``, best first (``qvec``: its vector, if known)."""
+        return self.search_many([question], k, mode, None if qvec is None else qvec[None, :])[0]
+
+    def search_many(self, questions: list[str], k: int = 5, mode: str = "hybrid",
+                    qvecs: np.ndarray | None = None) -> list[list[Passage]]:
+        check_mode(mode)
+        check_k(k)
+        depth = max(50, 4 * k)
+        if mode != "bm25" and qvecs is None:
+            qvecs = self.encode(questions)
+        out = []
+        for i, q in enumerate(questions):
+            if mode == "dense":
+                ranked = self.dense(qvecs[i:i + 1], k)[0]
+            elif mode == "bm25":
+                ranked = self.lexical(q, k)
+            else:
+                ranked = self.fuse(self.dense(qvecs[i:i + 1], depth)[0], self.lexical(q, depth), k=k)
+            out.append([self.passage(row, score) for row, score in ranked])
+        return out
+
+    def passage(self, row: int, score: float) -> Passage:
+        c = self.index.chunks[row]
+        return Passage(doc_id=c.doc_id, title=c.title, text=c.text, start=c.start, end=c.end,
+                       score=float(score), chunk_id=c.chunk_id)

@@ -1,0 +1,86 @@
+"""Shared fixtures: the seed corpus, a real index built once per session, and a fake embedder."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+CHROME_WORDS = ("More from", "CV90", "Leopard", "Oshkosh", "DroneShield", "Related Equipment", "Volvo",
+                "Malaysia", "What you need to know")
+
+
+class FakeEmbedder:
+    """Bag-of-words hashing vectors: scores can be worked out by hand, no model needed."""
+
+    def __init__(self, dimension: int = 16, model_id: str = "fake-bow", max_tokens: int = 10_000) -> None:
+        self.model_id, self.dimension, self.batch_size = model_id, dimension, 8
+        self.max_seq_length = max_tokens
+        self.calls = 0
+        self.encoded = 0
+
+    def _slot(self, word: str) -> int:
+        return int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
+
+    def fits(self, text: str) -> bool:
+        return self.count_tokens(text) <= self.max_seq_length
+
+    def encode(self, texts, show_progress=False):
+        self.calls += 1
+        self.encoded += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, self._slot(w.strip(".,'\"?"))] += 1.0
+            n = np.linalg.norm(out[i])
+            out[i] = out[i] / n if n else out[i]
+        return out
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def seeds_copy(tmp_path) -> Path:
+    dst = tmp_path / "docs"
+    shutil.copytree(SEEDS, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embedding import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder) -> Path:
+    import rag
+
+    index = tmp_path_factory.mktemp("seed-index") / "index"
+    rag.build_index(SEEDS, index, embedder=embedder)
+    return index
+
+
+@pytest.fixture(scope="session")
+def seed_qa(seed_index, embedder):
+    import rag
+
+    return rag.load(seed_index, embedder=embedder)
+
+
+def sources() -> dict[str, str]:
+    return {p.relative_to(SEEDS).with_suffix("").as_posix(): p.read_text(encoding="utf-8")
+            for p in SEEDS.rglob("*.txt")}
