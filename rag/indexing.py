@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import store
+from .analysis import Sentence, analyze_document, sentence_from_row, sentence_to_row
 from .chunking import ChunkerSettings, chunk_document
 from .documents import DEFAULT_MAX_FILE_BYTES, load_documents, read_source
 from .embedding import Embedder
@@ -64,6 +65,32 @@ class OpenIndex:
     def stale(self) -> list[str]:
         """Why the index no longer matches its docs folder ([] when it is up to date)."""
         return stale_reasons(self.manifest)
+
+    @property
+    def has_analysis(self) -> bool:
+        return (self.version / store.ANALYSIS).is_file()
+
+    def analysis_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Stored sentence analyses per document ({} for an index built without them)."""
+        if "_analysis" not in self.__dict__:
+            rows = store.read_jsonl(self.version / store.ANALYSIS) if self.has_analysis else []
+            self.__dict__["_analysis"] = {r["doc_id"]: r["sentences"] for r in rows}
+        return self.__dict__["_analysis"]
+
+    def sentence_vectors(self) -> np.ndarray:
+        if "_svecs" not in self.__dict__:
+            path = self.version / store.SENTENCE_VECTORS
+            self.__dict__["_svecs"] = (np.load(path, mmap_mode="r", allow_pickle=False) if path.is_file()
+                                       else np.zeros((0, self.dimension), dtype=np.float32))
+        return self.__dict__["_svecs"]
+
+    def sentences(self, doc_id: str) -> list[Sentence]:
+        """The analysed sentences of one document, in order, with their vector rows."""
+        cache = self.__dict__.setdefault("_sent_cache", {})
+        if doc_id not in cache:
+            rows = self.analysis_rows().get(doc_id, [])
+            cache[doc_id] = [sentence_from_row(doc_id, r, r["row"]) for r in rows]
+        return cache[doc_id]
 
 
 def open_index(index_dir: str | os.PathLike, *, verify: bool | None = None) -> OpenIndex:
@@ -124,13 +151,14 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
                 model: str | os.PathLike | None = None, embedder: Embedder | None = None,
                 chunker: ChunkerSettings | None = None, force: bool = False,
                 ann_threshold: int = ANN_THRESHOLD, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                progress: Progress | None = None) -> IndexInfo:
+                analyze: bool = True, progress: Progress | None = None) -> IndexInfo:
     """Index the ``.txt`` articles below ``docs_dir`` into ``index_dir``, incrementally.
 
     Articles whose content hash, model and chunker settings match the live index reuse their
     chunks and vectors; only new or changed ones are encoded; deleted ones are dropped. When
     nothing changed, nothing is written and ``IndexInfo.rebuilt`` is False. The new version
-    replaces the old one atomically; a failure leaves the old one live.
+    replaces the old one atomically; a failure leaves the old one live. ``analyze`` also stores
+    spaCy sentence analyses and sentence vectors for the feature reader.
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
@@ -144,7 +172,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
         documents, warnings = load_documents(docs_dir, max_file_bytes=max_file_bytes)
         previous = _previous(index_dir, embedder, chunker)
         prev_docs = previous.manifest["documents"] if previous else {}
-        settings = _settings(embedder, chunker, docs_dir)
+        settings = _settings(embedder, chunker, docs_dir, analyze)
         unchanged = {d.doc_id for d in documents
                      if d.doc_id in prev_docs and prev_docs[d.doc_id]["content_hash"] == d.content_hash}
         if (previous and not force and unchanged == set(prev_docs) == {d.doc_id for d in documents}
@@ -203,20 +231,54 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
             "skipped_paths": _skipped(warnings, docs_dir),
             "warnings": warnings,
         }
-        store.write_version(index_dir, manifest, {
+        writers = {
             store.VECTORS: store.write_faiss(faiss_index),
             store.CHUNKS: store.write_jsonl([c.to_dict() for c in chunks]),
             store.DOCUMENTS: store.write_jsonl([d.to_dict() for d in documents]),
             store.BM25_DIR: lexical.save,
-        })
+        }
+        if analyze:
+            rows, svecs = _analyses(documents, unchanged if not force else set(), previous, embedder, tell)
+            writers[store.ANALYSIS] = store.write_jsonl(rows)
+            writers[store.SENTENCE_VECTORS] = lambda path: np.save(path, svecs, allow_pickle=False)
+        store.write_version(index_dir, manifest, writers)
     return IndexInfo(str(index_dir), len(documents), len(chunks), embedder.model_id, embedder.dimension,
                      rebuilt=True, encoded_chunks=len(to_encode), warnings=tuple(warnings),
                      seconds=time.perf_counter() - t0)
 
 
-def _settings(embedder: Embedder, chunker: ChunkerSettings, docs_dir: Path) -> dict[str, Any]:
+def _settings(embedder: Embedder, chunker: ChunkerSettings, docs_dir: Path, analyze: bool) -> dict[str, Any]:
     return {"model": embedder.model_id, "chunker": chunker.to_dict(), "embed_title": True,
-            "docs_dir": str(docs_dir.resolve())}
+            "analysis": analyze, "docs_dir": str(docs_dir.resolve())}
+
+
+def _analyses(documents: list[Document], unchanged: set[str], previous: OpenIndex | None, embedder: Embedder,
+              tell: Progress) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Sentence analyses and vectors for every document, reusing the previous index's where unchanged."""
+    prev_rows = previous.analysis_rows() if previous is not None and previous.has_analysis else {}
+    prev_vecs = previous.sentence_vectors() if prev_rows else None
+    rows_out: list[dict[str, Any]] = []
+    vec_parts: list[np.ndarray] = []
+    next_row = 0
+    for n, doc in enumerate(documents):
+        tell("analysing sentences", n, len(documents))
+        if doc.doc_id in unchanged and doc.doc_id in prev_rows:
+            sents = prev_rows[doc.doc_id]
+            vecs = np.asarray(prev_vecs[[r["row"] for r in sents]], dtype=np.float32) if sents else None
+            sents = [dict(r) for r in sents]
+        else:
+            analysed = analyze_document(doc)
+            sents = [sentence_to_row(s) for s in analysed]
+            vecs = embedder.encode([s.text for s in analysed]) if analysed else None
+        for r in sents:
+            r["row"] = next_row
+            next_row += 1
+        if vecs is not None:
+            vec_parts.append(vecs)
+        rows_out.append({"doc_id": doc.doc_id, "sentences": sents})
+    tell("analysing sentences", len(documents), len(documents))
+    svecs = np.vstack(vec_parts).astype(np.float32) if vec_parts else np.zeros((0, embedder.dimension), np.float32)
+    return rows_out, svecs
 
 
 def _doc_meta(doc: Document, docs_dir: Path, num_chunks: int) -> dict[str, Any]:

@@ -10,6 +10,8 @@
         chunks.jsonl       the chunk table, one JSON object per line
         documents.jsonl    titles, body segments and content hashes
         bm25/              the lexical index (bm25s: JSON + .npy)
+        analysis.jsonl     per document: sentences, tokens, entities, parses (the feature reader)
+        sentence_vectors.npy  one embedding per analysed sentence
 
 A build writes a new version folder completely, then points CURRENT at it. A reader resolves
 CURRENT once and reads only that folder, so it sees the old or the new index, never a mix; a
@@ -42,6 +44,8 @@ VECTORS = "vectors.faiss"
 CHUNKS = "chunks.jsonl"
 DOCUMENTS = "documents.jsonl"
 BM25_DIR = "bm25"
+ANALYSIS = "analysis.jsonl"
+SENTENCE_VECTORS = "sentence_vectors.npy"
 VERIFY_HASH_MAX_BYTES = 512 * 1024 * 1024  # sha256-check files up to this total size on load
 
 

