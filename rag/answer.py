@@ -185,6 +185,14 @@ class Answerer:
                       alternatives=alternatives or [], question=question, reader=reader)
 
 
+def default_reader_name() -> str:
+    """"fused" when the trained reader and its fitted fusion ship with the package, else "features"."""
+    from .readers.neural import default_model_path
+
+    shipped = (default_model_path() / "config.json").is_file() and load_reader_settings("fused")
+    return "fused" if shipped else "features"
+
+
 def make_reader(spec: object, qa) -> Reader:
     """A reader from a name ("features", "neural", "fused"), a model folder path, or an instance."""
     from .errors import InputError
@@ -193,14 +201,25 @@ def make_reader(spec: object, qa) -> Reader:
         if isinstance(spec, Reader):
             return spec
         raise InputError(f"reader must be 'features', 'neural', 'fused', a model folder or a Reader, got {spec!r}")
-    if spec is None or spec == "features":
+    if spec is None:
+        spec = default_reader_name()
+    if spec == "features":
         from .readers.features import FeatureReader
 
         return FeatureReader(qa.index, qa.embedder)
-    if spec == "neural":
-        from .readers.neural import NeuralReader
+    if spec in ("neural", "fused"):
+        from .readers.neural import default_model_path
 
-        return NeuralReader()
+        if not (default_model_path() / "config.json").is_file():
+            raise InputError(f"reader {spec!r} needs the shipped reader model, which is missing from "
+                             f"{default_model_path()}: reinstall rag, or use reader='features'")
+        if spec == "neural":
+            from .readers.neural import NeuralReader
+
+            return NeuralReader()
+        from .readers.fusion import FusedReader
+
+        return FusedReader(qa.index, qa.embedder)
     path = Path(spec)
     if not path.is_dir():
         raise InputError(f"reader {str(spec)!r} is neither 'features', 'neural', 'fused' nor a model folder on "

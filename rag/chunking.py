@@ -63,20 +63,44 @@ _WORDS = re.compile(r"\S+")
 
 def _split_long(source: str, start: int, end: int, budget: int, count: Callable[[str], int],
                 fits: Callable[[str], bool]) -> list[tuple[int, int]]:
-    """Cut one over-long sentence between words into pieces within the budget."""
-    pieces, cur_s, cur_e = [], None, None
+    """Cut one over-long sentence between words into pieces within the budget.
+
+    A single word over the budget (a URL, a run of CJK text without spaces) is cut between
+    characters instead, so no piece exceeds the budget or fails ``fits`` (a lone character,
+    at most 4 tokens, is the one exception ``fits`` may still reject).
+    """
+    def ok(a: int, b: int) -> bool:
+        text = source[a:b]
+        return count(text) <= budget and fits(text)
+
+    pieces: list[tuple[int, int]] = []
+    cur: tuple[int, int] | None = None
     for m in _WORDS.finditer(source, start, end):
-        if cur_s is None:
-            cur_s, cur_e = m.start(), m.end()
+        a, b = m.start(), m.end()
+        if cur is not None and ok(cur[0], b):
+            cur = (cur[0], b)
             continue
-        text = source[cur_s:m.end()]
-        if count(text) <= budget and fits(text):
-            cur_e = m.end()
-        else:
-            pieces.append((cur_s, cur_e))
-            cur_s, cur_e = m.start(), m.end()
-    if cur_s is not None:
-        pieces.append((cur_s, cur_e))
+        if cur is not None:
+            pieces.append(cur)
+        if ok(a, b):
+            cur = (a, b)
+            continue
+        p = a
+        while True:  # the longest prefix of the rest of the word that is within the budget
+            lo, hi = p + 1, b
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if ok(p, mid):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo >= b:
+                break
+            pieces.append((p, lo))
+            p = lo
+        cur = (p, b)
+    if cur is not None:
+        pieces.append(cur)
     return pieces
 
 
@@ -93,6 +117,10 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings(),
         return len(enc.encode(t, disallowed_special=()))
 
     ok = fits or (lambda _t: True)
+
+    def _within(text: str) -> bool:
+        return count(text) <= settings.max_tokens and ok(text)
+
     src = doc.source
     spans: list[tuple[int, int]] = []
     for seg_start, seg_end in doc.segments:
@@ -115,12 +143,16 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings(),
             spans.append((units[i][0], units[j - 1][1]))
             if j >= len(units):
                 break
-            # Start the next chunk with the trailing sentences that fit in the overlap budget,
-            # but always move forward by at least one unit.
-            k, carried = j, 0
-            while k - 1 > i and carried + units[k - 1][2] <= settings.overlap_tokens:
-                carried += units[k - 1][2]
+            # Start the next chunk with the trailing sentences that fit in the overlap budget
+            # (the shared text itself is counted, whitespace between sentences included), but
+            # always move forward by at least one unit.
+            k = j
+            while k - 1 > i and count(src[units[k - 1][0]:units[j - 1][1]]) <= settings.overlap_tokens:
                 k -= 1
+            # ... and only as much of it as leaves room for the next new unit: a chunk made only
+            # of carried text would repeat the end of this one.
+            while k < j and not _within(src[units[k][0]:units[j][1]]):
+                k += 1
             i = k
     return [
         Chunk(chunk_id=f"{doc.doc_id}:{n}", doc_id=doc.doc_id, n=n, start=s, end=e, text=src[s:e],

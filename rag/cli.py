@@ -156,10 +156,12 @@ def cmd_index(a) -> int:
 
 def cmd_search(a) -> int:
     import rag
+    from rag.pipeline import validate_question
 
+    question = validate_question(a.question)  # before loading anything
     qa = rag.load(a.index)
     _warn_stale(qa, a.index)
-    hits = qa.retrieve(a.question, k=a.k, mode=a.mode)
+    hits = qa.retrieve(question, k=a.k, mode=a.mode)
     if a.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         return 0
@@ -194,6 +196,7 @@ def format_answer(ans) -> str:
 
 def cmd_ask(a) -> int:
     import rag
+    from rag.pipeline import validate_question
 
     if (a.question is None) == (a.file is None):
         raise rag.InputError("give either a QUESTION or --file FILE (one question per line)")
@@ -201,11 +204,22 @@ def cmd_ask(a) -> int:
         path = Path(a.file)
         if not path.is_file():
             raise rag.InputError(f"question file {a.file!r} does not exist")
-        questions = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise rag.InputError(f"question file {a.file!r} is not UTF-8 (byte {e.start}): convert it, "
+                                 "e.g. iconv -f latin1 -t utf-8") from None
+        questions = []
+        for n, ln in enumerate(lines, 1):
+            if ln.strip():
+                try:
+                    questions.append(validate_question(ln))
+                except rag.InputError as e:
+                    raise rag.InputError(f"question file {a.file!r} line {n}: {e}") from None
         if not questions:
             raise rag.InputError(f"question file {a.file!r} holds no questions (one per line)")
     else:
-        questions = [a.question]
+        questions = [validate_question(a.question)]  # before loading anything
     qa = rag.load(a.index, reader=a.reader, **({"mode": a.mode} if a.mode else {}))
     _warn_stale(qa, a.index)
     answers = qa.ask_many(questions, k=a.k, threshold=a.threshold)
@@ -233,6 +247,11 @@ def cmd_train_reader(a) -> int:
     return int(train_main(a.args) or 0)
 
 
+def _one_line(message: str) -> str:
+    """Errors print as one line: line breaks (from paths, or a library's message) become spaces."""
+    return " ".join(message.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -244,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[a.command](a)
     except RagError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -252,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - one line for the user; the traceback on request
         if os.environ.get("RAG_DEBUG"):
             raise
-        print(f"error: unexpected {type(e).__name__}: {e} (set RAG_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: unexpected {type(e).__name__}: {_one_line(str(e))} (set RAG_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 1
 
 

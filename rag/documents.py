@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,8 +202,11 @@ def _iter_txt_files(docs: Path, warn: list[str]) -> list[Path]:
             if p.is_symlink():
                 try:
                     p.resolve(strict=True).relative_to(root)
-                except (ValueError, OSError):
+                except ValueError:
                     warn.append(f"{p}: skipped a symlink pointing outside the docs folder")
+                    continue
+                except (OSError, RuntimeError):  # dangling, or a loop (RuntimeError before 3.13)
+                    warn.append(f"{p}: skipped a broken or looping symlink")
                     continue
             found.append(p)
     return sorted(found, key=lambda p: p.relative_to(docs).as_posix())
@@ -213,14 +217,25 @@ def doc_id_for(path: Path, docs: Path) -> str:
     return path.relative_to(docs).with_suffix("").as_posix()
 
 
+def format_bytes(n: int) -> str:
+    """``20 MB``, ``50.5 MB``, ``12 KB``, ``900 bytes`` (binary units, as the limit is set)."""
+    for unit, size in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
 def read_source(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[str, str]:
     """Return (text as ``read_text(encoding="utf-8")`` gives it, sha256 of the bytes).
 
-    Raises ``ValueError`` with a reason for files that cannot be indexed.
+    Raises ``ValueError`` with a reason for files that cannot be indexed. The size is checked
+    before anything is read, so an oversized file costs one ``stat``.
     """
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit per article "
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("is not a regular file (a pipe, device or socket), not a text article")
+    if st.st_size > max_bytes:
+        raise ValueError(f"{format_bytes(st.st_size)} is over the {format_bytes(max_bytes)} limit per article "
                          "(split it, or raise max_file_bytes)")
     data = path.read_bytes()
     if b"\x00" in data:
@@ -234,24 +249,37 @@ def read_source(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[st
     return text, hashlib.sha256(data).hexdigest()
 
 
-def load_documents(docs_dir: str | os.PathLike, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                   ) -> tuple[list[Document], list[str]]:
-    """Read every ``.txt`` article below ``docs_dir`` (recursively), cleaned, in path order.
-
-    Returns ``(documents, warnings)``. A file that cannot be used (not UTF-8, binary, empty, no
-    body, too large, an exact duplicate of another, a symlink out of the folder) is skipped with
-    a warning naming it; the rest are still returned. Raises ``DocumentsError`` when the folder
-    is missing or holds no usable article.
-    """
+def check_docs_dir(docs_dir: str | os.PathLike) -> Path:
+    """The docs folder as a Path; raises ``DocumentsError`` when it is missing or not a folder."""
     docs = Path(docs_dir)
     if not docs.exists():
         raise DocumentsError(f"docs folder {str(docs)!r} does not exist: pass the folder of .txt articles, "
                              "e.g. `rag index seeds`")
     if not docs.is_dir():
         raise DocumentsError(f"{str(docs)!r} is not a folder: pass the folder that holds the .txt articles")
+    return docs
+
+
+def _body_key(doc: Document) -> str:
+    """Same title and body words: the same article, whatever its whitespace, line ends or chrome."""
+    text = " ".join(doc.title.split()) + "\n" + " ".join(doc.body.split())
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load_documents(docs_dir: str | os.PathLike, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                   ) -> tuple[list[Document], list[str]]:
+    """Read every ``.txt`` article below ``docs_dir`` (recursively), cleaned, in path order.
+
+    Returns ``(documents, warnings)``. A file that cannot be used (not UTF-8, binary, empty, no
+    body, too large, a duplicate of another, a symlink out of the folder) is skipped with
+    a warning naming it; the rest are still returned. Raises ``DocumentsError`` when the folder
+    is missing or holds no usable article.
+    """
+    docs = check_docs_dir(docs_dir)
     warnings: list[str] = []
     documents: list[Document] = []
     seen_hash: dict[str, str] = {}
+    seen_body: dict[str, str] = {}
     files = _iter_txt_files(docs, warnings)
     for path in files:
         doc_id = doc_id_for(path, docs)
@@ -270,7 +298,12 @@ def load_documents(docs_dir: str | os.PathLike, *, max_file_bytes: int = DEFAULT
         if not doc.segments:
             warnings.append(f"{path}: skipped: no article body found after the title")
             continue
+        body_key = _body_key(doc)
+        if body_key in seen_body:
+            warnings.append(f"{path}: skipped: the same article (title and body) as {seen_body[body_key]!r}")
+            continue
         seen_hash[digest] = doc_id
+        seen_body[body_key] = doc_id
         documents.append(doc)
     if not documents:
         detail = f" ({len(files)} .txt file(s), none usable: {'; '.join(warnings[:3])})" if files else ""

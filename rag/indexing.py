@@ -13,7 +13,7 @@ import numpy as np
 from . import store
 from .analysis import Sentence, analyze_document, sentence_from_row, sentence_to_row
 from .chunking import ChunkerSettings, chunk_document
-from .documents import DEFAULT_MAX_FILE_BYTES, load_documents, read_source
+from .documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, load_documents, read_source
 from .embedding import Embedder
 from .errors import IndexMismatchError
 from .lexical import LexicalIndex
@@ -68,20 +68,32 @@ class OpenIndex:
 
     @property
     def has_analysis(self) -> bool:
-        return (self.version / store.ANALYSIS).is_file()
+        # From the manifest, not the disk: a version removed after loading must not silently
+        # turn into one without analyses (see _lazy_file).
+        return store.ANALYSIS in self.manifest.get("files", {})
+
+    def _lazy_file(self, name: str) -> Path:
+        """A file of this version read after loading; refused if a later build removed it."""
+        path = self.version / name
+        if not path.is_file():
+            raise store.IndexCorruptError(
+                f"{path} is gone: the index at {str(self.index_dir)!r} was rebuilt since it was loaded "
+                "(a build keeps the live version and the one before): load it again")
+        return path
 
     def analysis_rows(self) -> dict[str, list[dict[str, Any]]]:
         """Stored sentence analyses per document ({} for an index built without them)."""
         if "_analysis" not in self.__dict__:
-            rows = store.read_jsonl(self.version / store.ANALYSIS) if self.has_analysis else []
+            rows = store.read_jsonl(self._lazy_file(store.ANALYSIS)) if self.has_analysis else []
             self.__dict__["_analysis"] = {r["doc_id"]: r["sentences"] for r in rows}
         return self.__dict__["_analysis"]
 
     def sentence_vectors(self) -> np.ndarray:
         if "_svecs" not in self.__dict__:
-            path = self.version / store.SENTENCE_VECTORS
-            self.__dict__["_svecs"] = (np.load(path, mmap_mode="r", allow_pickle=False) if path.is_file()
-                                       else np.zeros((0, self.dimension), dtype=np.float32))
+            self.__dict__["_svecs"] = (
+                np.load(self._lazy_file(store.SENTENCE_VECTORS), mmap_mode="r", allow_pickle=False)
+                if store.SENTENCE_VECTORS in self.manifest.get("files", {})
+                else np.zeros((0, self.dimension), dtype=np.float32))
         return self.__dict__["_svecs"]
 
     def sentences(self, doc_id: str) -> list[Sentence]:
@@ -93,10 +105,29 @@ class OpenIndex:
         return cache[doc_id]
 
 
-def open_index(index_dir: str | os.PathLike, *, verify: bool | None = None) -> OpenIndex:
-    """Load the live version of an index, checking every file against the manifest."""
+def open_index(index_dir: str | os.PathLike, *, verify: bool | None = None, retries: int = 3) -> OpenIndex:
+    """Load the live version of an index, checking every file against the manifest.
+
+    A build keeps only the live version and the one before it, so a load that started before two
+    builds finished can find its version deleted under it: it then loads the new live version
+    (up to ``retries`` times). The result is always one whole version, never a mix.
+    """
     index_dir = Path(index_dir)
-    version = store.current_version(index_dir)
+    for attempt in range(retries + 1):
+        version = store.current_version(index_dir)
+        try:
+            return _open_version(index_dir, version, verify)
+        except (store.IndexCorruptError, FileNotFoundError) as e:
+            if attempt < retries and store.current_version(index_dir) != version:
+                continue  # replaced (and collected) while we read it: read the new one
+            if isinstance(e, FileNotFoundError):
+                raise store.IndexCorruptError(f"{version} lost a file while loading ({e.filename or e}): "
+                                              f"{store.rebuild_hint(index_dir)}") from None
+            raise
+    raise AssertionError("unreachable")
+
+
+def _open_version(index_dir: Path, version: Path, verify: bool | None) -> OpenIndex:
     manifest = store.read_manifest(version)
     store.verify_files(version, manifest, hashes=verify)
     chunks = store.read_chunks(version)
@@ -162,7 +193,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
-    docs_dir = Path(docs_dir)
+    docs_dir = check_docs_dir(docs_dir)  # before the lock: a mistyped folder creates no index folder
     chunker = chunker or ChunkerSettings()
     embedder = embedder or Embedder(model)
     tell = progress or (lambda stage, done, total: None)
@@ -258,26 +289,33 @@ def _analyses(documents: list[Document], unchanged: set[str], previous: OpenInde
     prev_rows = previous.analysis_rows() if previous is not None and previous.has_analysis else {}
     prev_vecs = previous.sentence_vectors() if prev_rows else None
     rows_out: list[dict[str, Any]] = []
-    vec_parts: list[np.ndarray] = []
+    reused: list[tuple[int, int]] = []  # (new row, previous row)
+    fresh: list[tuple[int, str]] = []  # (new row, sentence text) to encode
     next_row = 0
     for n, doc in enumerate(documents):
         tell("analysing sentences", n, len(documents))
         if doc.doc_id in unchanged and doc.doc_id in prev_rows:
-            sents = prev_rows[doc.doc_id]
-            vecs = np.asarray(prev_vecs[[r["row"] for r in sents]], dtype=np.float32) if sents else None
-            sents = [dict(r) for r in sents]
+            sents = [dict(r) for r in prev_rows[doc.doc_id]]
+            for r in sents:
+                reused.append((next_row, r["row"]))
+                r["row"] = next_row
+                next_row += 1
         else:
-            analysed = analyze_document(doc)
-            sents = [sentence_to_row(s) for s in analysed]
-            vecs = embedder.encode([s.text for s in analysed]) if analysed else None
-        for r in sents:
-            r["row"] = next_row
-            next_row += 1
-        if vecs is not None:
-            vec_parts.append(vecs)
+            sents = [sentence_to_row(s) for s in analyze_document(doc)]
+            for r in sents:
+                fresh.append((next_row, r["x"]))
+                r["row"] = next_row
+                next_row += 1
         rows_out.append({"doc_id": doc.doc_id, "sentences": sents})
     tell("analysing sentences", len(documents), len(documents))
-    svecs = np.vstack(vec_parts).astype(np.float32) if vec_parts else np.zeros((0, embedder.dimension), np.float32)
+    svecs = np.zeros((next_row, embedder.dimension), dtype=np.float32)
+    if reused:
+        svecs[[a for a, _ in reused]] = prev_vecs[[b for _, b in reused]]
+    batch = max(embedder.batch_size * 4, 256)
+    for b in range(0, len(fresh), batch):  # one batched encode for all new sentences
+        tell("embedding sentences", b, len(fresh))
+        part = fresh[b:b + batch]
+        svecs[[r for r, _ in part]] = embedder.encode([t for _, t in part])
     return rows_out, svecs
 
 

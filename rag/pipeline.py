@@ -16,19 +16,28 @@ from .schema import Answer, Passage
 DEFAULT_MODE = "hybrid"  # best recall@5 and MRR on the gold dev split (evals/README.md)
 DEFAULT_K = 5
 MAX_QUESTION_CHARS = 1000
+# Invisible format characters that belong to ordinary text: zero-width (non-)joiners (Persian,
+# Indic scripts, emoji) and left-to-right / right-to-left marks. Other format characters (bidi
+# overrides, zero-width spaces, ...) are refused with the control characters.
+_TEXT_FORMAT_CHARS = frozenset("\u200c\u200d\u200e\u200f")
 
 
 def validate_question(question: object) -> str:
-    """Return the question stripped, or raise InputError saying what is wrong with it."""
+    """Return the question stripped, or raise InputError saying what is wrong with it.
+
+    Any script is accepted (a question the articles cannot answer gets an abstaining Answer).
+    Refused: non-text, empty or whitespace only, over MAX_QUESTION_CHARS, control characters.
+    """
     if not isinstance(question, str):
         raise InputError(f"the question must be text, got {type(question).__name__}")
-    q = question.strip()
+    q = question.strip().lstrip("\ufeff").strip()  # a byte-order mark from a Windows text file
     if not q:
         raise InputError("the question is empty: type a question, e.g. \"Who heads Rosoboronexport?\"")
     if len(q) > MAX_QUESTION_CHARS:
         raise InputError(f"the question is {len(q):,} characters long; the limit is {MAX_QUESTION_CHARS:,}: "
                          "ask about one thing at a time")
-    bad = sorted({c for c in q if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") and c not in "\t\n\r"})
+    bad = sorted({c for c in q if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co")
+                  and c not in "\t\n\r" and c not in _TEXT_FORMAT_CHARS})
     if bad:
         names = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
         raise InputError(f"the question contains control characters ({names}): remove them and ask again")

@@ -123,9 +123,15 @@ def _expected_types(question: str) -> tuple[str, frozenset[str], str | None]:
     return wh, frozenset(), None
 
 
+@lru_cache(maxsize=1024)
+def _parse(question: str):
+    """The spaCy parse of a (normalised) question, computed once per question."""
+    return get_nlp()(question)
+
+
 def _target_noun(question: str) -> str | None:
     """The noun X of "what|which (adj)* X" (lemma), e.g. "Which Russian engineering house" -> house."""
-    doc = get_nlp()(question)
+    doc = _parse(question)
     for t in doc:
         # "what was the value of ...": the copula's other argument names the answer's kind.
         if t.lower_ in ("what", "which") and t.dep_ in ("attr", "nsubj") and t.head.lemma_ == "be":
@@ -158,7 +164,7 @@ def _target_noun(question: str) -> str | None:
 
 def analyze_question(question: str) -> QuestionInfo:
     wh, expected, target = expected_types(question)
-    doc = get_nlp()(normalize_text(question))
+    doc = _parse(normalize_text(question))
     lemmas = {t.lemma_.lower() for t in doc if not t.is_punct and t.lemma_.lower() not in STOPWORDS
               and t.lower_ not in WH_WORDS and t.lemma_.lower() not in STOPWORDS}
     verbs = {t.lemma_.lower() for t in doc if t.pos_ == "VERB" and t.lemma_.lower() not in STOPWORDS}

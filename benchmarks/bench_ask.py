@@ -1,0 +1,78 @@
+"""Warm `ask` and `retrieve` latency on the seed index, as ratios to the floor measured in the same run.
+
+    python benchmarks/bench_ask.py [--index DIR] [--reader features] [--repeat 3]
+
+The floor is what no answerer can avoid: one question encode plus one exact FAISS search of the
+same index. Each question is timed with the models already loaded (warm), every question of the
+gold set in turn, `--repeat` rounds; medians and p95 are over all timings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.array(xs) * 1000, q))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", default=None, help="index folder (default: build one from seeds/ in a temp folder)")
+    ap.add_argument("--reader", default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args(argv)
+
+    import faiss
+    import rag
+
+    tmp = None
+    index = a.index
+    if index is None:
+        tmp = tempfile.TemporaryDirectory()
+        index = tmp.name
+        rag.build_index(ROOT / "seeds", index)
+    qa = rag.load(index, reader=a.reader)
+    questions = [json.loads(line)["question"] for line in open(ROOT / "evals" / "gold.jsonl", encoding="utf-8")]
+    flat = faiss.IndexFlatIP(qa.index.dimension)
+    flat.add(np.vstack([qa.index.vectors.reconstruct(i) for i in range(qa.index.vectors.ntotal)]))
+    # Warm up every model on the path.
+    qa.ask(questions[0])
+    qa.retrieve(questions[0])
+    floor, retrieve, ask = [], [], []
+    for _ in range(a.repeat):
+        for q in questions:
+            t = time.perf_counter()
+            v = qa.embedder.encode([q])
+            flat.search(v, 5)
+            floor.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            qa.retrieve(q, k=5)
+            retrieve.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            qa.ask(q)
+            ask.append(time.perf_counter() - t)
+    f50 = statistics.median(floor)
+    rows = [("floor (encode + exact search)", floor), ("retrieve (hybrid, k=5)", retrieve),
+            (f"ask ({qa.answerer.reader.name} reader)", ask)]
+    print(f"{len(questions)} questions x {a.repeat} rounds, warm, seed index ({len(qa.index.chunks)} chunks)")
+    print(f"{'':34s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 / floor p50':>16s}")
+    for name, xs in rows:
+        print(f"{name:34s} {pct(xs, 50):8.1f} {pct(xs, 95):8.1f} {statistics.median(xs) / f50:16.2f}")
+    if tmp:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

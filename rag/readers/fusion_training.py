@@ -1,0 +1,128 @@
+"""Fit the fused reader's logistic weights, its calibration and its abstention threshold.
+
+    python -m rag.readers.fusion_training --squad ../shared/data/squad-pool.json.gz \
+        --gold evals/gold.jsonl --docs seeds --out rag/models/fused_settings.json
+
+Rows are the neural candidates the fused reader sees through the real pipeline (index, hybrid
+retrieval, index-time analysis), labelled 1 when their token F1 with a gold answer is >= 0.6:
+  * questions of the held-out SQuAD dev articles (rag/models/reader/dev_titles.json: the neural
+    reader never trained on them), open retrieval over all their paragraphs; the ids used are
+    written to the settings so SQuAD-dev evaluations can leave them out;
+  * the gold set's dev split (never the test split).
+Then, on the gold dev split, the fused score is calibrated (Platt) and the threshold is the
+SQuAD-2.0 best-F1 sweep.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .feature_training import DEV_TITLES, load_squad, write_squad_docs
+from .fusion import FUSED_FEATURES
+
+
+def fused_rows(qa, questions: list[dict], *, k: int, label_f1: float = 0.6):
+    from ..evaluation import f1_score, max_over_golds
+
+    reader = qa.answerer.reader
+    X, y = [], []
+    qs = [q["question"] for q in questions]
+    qvecs = qa.retriever.encode(qs)
+    hits = qa.retriever.search_many(qs, k, qa.mode, qvecs)
+    for n, (q, passages) in enumerate(zip(questions, hits)):
+        for c, x, _kind in reader.signals(q["question"], passages, qvecs[n]):
+            f1 = max_over_golds(f1_score, c.text, q["answers"]) if q["answerable"] else 0.0
+            X.append([x[name] for name in FUSED_FEATURES])
+            y.append(1 if f1 >= label_f1 else 0)
+        if n % 50 == 0:
+            print(f"  fused rows: {n}/{len(questions)} questions, {len(y)} rows", file=sys.stderr, flush=True)
+    return np.array(X, dtype=np.float64), np.array(y)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--squad", required=True)
+    ap.add_argument("--gold", default="evals/gold.jsonl")
+    ap.add_argument("--docs", default="seeds")
+    ap.add_argument("--questions", type=int, default=600, help="SQuAD dev-article questions to fit on")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--out", default="rag/models/fused_settings.json")
+    a = ap.parse_args(argv)
+
+    import rag
+    from sklearn.linear_model import LogisticRegression
+
+    from ..answer import Calibrator
+    from ..embedding import Embedder
+    from ..evaluation import best_thresholds, f1_score, max_over_golds
+    from .fusion import FusedReader
+
+    t0 = time.time()
+    rng = random.Random(a.seed)
+    data = load_squad(a.squad)
+    titles = sorted(json.loads(DEV_TITLES.read_text())["dev_titles"])
+    emb = Embedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        questions = write_squad_docs(data, titles, Path(tmp) / "docs")
+        questions.sort(key=lambda q: q["id"])
+        rng.shuffle(questions)
+        questions = questions[: a.questions]
+        rag.build_index(Path(tmp) / "docs", Path(tmp) / "index", embedder=emb)
+        qa = rag.load(Path(tmp) / "index", embedder=emb, reader="fused")
+        Xs, ys = fused_rows(qa, questions, k=a.k)
+    gold = [json.loads(line) for line in open(a.gold, encoding="utf-8")]
+    dev = [g for g in gold if g["split"] == "dev"]
+    with tempfile.TemporaryDirectory() as tmp:
+        rag.build_index(a.docs, tmp, embedder=emb)
+        qa = rag.load(tmp, embedder=emb, reader="fused")
+        Xg, yg = fused_rows(qa, dev, k=a.k)
+        w = np.concatenate([np.ones(len(ys)), np.full(len(yg), max(1.0, len(ys) / max(1, len(yg))))])
+        X, y = np.vstack([Xs, Xg]), np.concatenate([ys, yg])
+        cols = list(range(1, len(FUSED_FEATURES)))  # column 0 is the bias
+        lr = LogisticRegression(C=1.0, max_iter=2000)
+        lr.fit(X[:, cols], y, sample_weight=w)
+        weights = {"bias": float(lr.intercept_[0])}
+        weights.update({FUSED_FEATURES[i]: float(c) for i, c in zip(cols, lr.coef_[0])})
+        print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
+
+        qa = rag.load(tmp, embedder=emb, reader=FusedReader(qa.index, qa.embedder, weights=weights))
+        answers = qa.ask_many([g["question"] for g in dev], threshold=0.0)
+        raw = np.array([x.score if x.text is not None else 0.0 for x in answers])
+        correct = np.array([max_over_golds(f1_score, x.text, g["answers"]) >= 0.5 if g["answerable"] else False
+                            for x, g in zip(answers, dev)], dtype=int)
+        z = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1))
+        cal = LogisticRegression(C=10.0).fit(z[:, None], correct)
+        calibrator = Calibrator(float(cal.coef_[0][0]), float(cal.intercept_[0]), identity=False)
+        scores = {g["id"]: calibrator(s) for g, s in zip(dev, raw)}
+        preds = {g["id"]: x.text for g, x in zip(dev, answers)}
+        golds = {g["id"]: g["answers"] if g["answerable"] else [] for g in dev}
+        best = best_thresholds(preds, scores, golds)
+        threshold = float(min(best["best_f1_thresh"], 0.95))
+    settings = {
+        "reader": "fused",
+        "weights": weights,
+        "calibration": calibrator.to_dict(),
+        "threshold": threshold,
+        "fitted_on": {"squad_dev_titles": titles, "squad_question_ids": sorted(q["id"] for q in questions),
+                      "gold": "dev split", "rows": int(len(y)), "positives": int(y.sum()),
+                      "label": "token F1 >= 0.6"},
+        "dev_best_f1": best["best_f1"],
+        "command": "python -m rag.readers.fusion_training " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds": round(time.time() - t0, 1),
+    }
+    Path(a.out).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {a.out}: threshold {threshold:.3f}, gold dev best F1 {best['best_f1']:.3f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

