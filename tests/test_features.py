@@ -135,3 +135,10 @@ def test_offsets_exact_and_curly_quotes_normalised():
     for c in out.candidates:
         assert text[c.start:c.end] == c.text
     assert not any(c.text in ("Russia\u2019s", "Russia") for c in out.candidates)  # "Russia's" in the question
+
+
+def test_never_a_piece_of_an_amount():
+    s = sent("Russia said it had signed a $2.5 billion deal with Turkey.")
+    c = texts(s)
+    assert "$2.5 billion" in c
+    assert not ({"billion", "2.5", "2.5 billion"} & c)

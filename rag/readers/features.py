@@ -106,6 +106,8 @@ def _expected_types(question: str) -> tuple[str, frozenset[str], str | None]:
         return words[i + 1:i + 1 + n]
     if re.search(r"\bhow (many|much of)\b", q):
         return wh, frozenset({CARDINAL, QUANTITY}), None
+    if re.search(r"\b(worth|cost|costs|price|priced|valued|value|paid|pay|spend|spent)\b", q) and wh in ("what", "how", ""):
+        return wh, frozenset({MONEY, CARDINAL}), None
     if re.search(r"\bhow much\b", q):
         return wh, frozenset({MONEY, QUANTITY, CARDINAL, PERCENT}), None
     if re.search(r"\bhow (far|high|long|big|large|heavy|fast|deep|tall|wide)\b", q):
@@ -280,6 +282,8 @@ def candidate_spans(sent: Sentence, qlemmas: frozenset[str]) -> list[tuple[int, 
         s, e = toks[a].start, toks[b - 1].end
         if not _clean_edges(sent, s, e):
             continue
+        if any(a2 < e and s < b2 and not (s <= a2 and b2 <= e) for a2, b2, lab in sent.ents if lab in NUMERIC):
+            continue  # never part of an amount, date or quantity ("billion" out of "$2.5 billion")
         seen.add((a, b))
         if label in ("NP", "PROPN", "NUM"):
             label = _label_of(sent, s, e) or label
@@ -292,8 +296,8 @@ def _clean_edges(sent: Sentence, s: int, e: int) -> bool:
     text, base = sent.text, sent.start
     before = text[s - base - 1] if s > base else " "
     after = text[e - base] if e - base < len(text) else " "
-    if before.isalnum() or after.isalnum():
-        return False
+    if before.isalnum() or after.isalnum() or before in "$\u20ac\u00a3#" or after == "%":
+        return False  # a piece of a word, a name or an amount ("2" out of "$2 billion")
     if before == "-" and s - base - 2 >= 0 and text[s - base - 2].isalnum():
         return False
     if after == "-" and e - base + 1 < len(text) and text[e - base + 1].isalnum():
@@ -326,7 +330,7 @@ class FeatureReader:
     uses_vectors = True
 
     def __init__(self, index=None, embedder=None, *, weights: dict[str, float] | None = None,
-                 max_passages: int = 5, top_n: int = 20) -> None:
+                 max_passages: int = 10, top_n: int = 20) -> None:
         from ..answer import load_reader_settings
 
         self.index = index

@@ -1,0 +1,136 @@
+"""The answer logic every reader shares: merging, disagreement, abstention, evidence, plug-in readers."""
+import json
+
+import pytest
+
+import rag
+from rag.answer import Answerer, evidence_for, group_candidates
+from rag.readers.base import ReaderOutput, SpanCandidate
+from rag.schema import Passage
+from conftest import SEEDS, sources
+
+P1 = Passage("a", "A", "The deal was worth about $2 billion. It was signed in 2017.", 100, 158, 1.0, "a:0")
+P2 = Passage("b", "B", "Russia said the deal was worth $2.5 billion.", 0, 44, 0.9, "b:0")
+P3 = Passage("c", "C", "Reports valued it at about $2 billion in total.", 0, 47, 0.8, "c:0")
+
+
+def cand(p, text, score, kind=8.0):
+    rel = p.text.index(text)
+    return SpanCandidate(p.doc_id, p.start + rel, p.start + rel + len(text), text, score, p, {"kind": kind})
+
+
+class StubReader:
+    name = "stub"
+
+    def __init__(self, cands):
+        self.cands = cands
+
+    def read(self, question, passages):
+        return ReaderOutput(self.cands)
+
+
+def decide(cands, threshold=0.3):
+    a = Answerer(retriever=None, reader=StubReader(cands), threshold=threshold)
+    return a.decide("q?", [P1, P2, P3], ReaderOutput(cands), threshold)
+
+
+def test_agreeing_sources_merge_with_higher_score():
+    one = decide([cand(P1, "$2 billion", 0.6)])
+    two = decide([cand(P1, "$2 billion", 0.6), cand(P3, "$2 billion", 0.6)])
+    assert two.text == "$2 billion" and two.score > one.score
+    assert [c.doc_id for c in two.citations] == ["a", "c"]
+
+
+def test_disagreeing_sources_become_alternatives_with_citations():
+    ans = decide([cand(P1, "$2 billion", 0.6), cand(P2, "$2.5 billion", 0.55), cand(P1, "2017", 0.5, kind=5.0)])
+    assert ans.text == "$2 billion"
+    assert [(x.text, x.doc_id) for x in ans.alternatives] == [("$2.5 billion", "b")]
+    assert ans.alternatives[0].citations[0].doc_id == "b"
+    assert ans.alternatives[0].evidence.text == "Russia said the deal was worth $2.5 billion."
+
+
+def test_same_article_two_values_is_not_a_disagreement():
+    ans = decide([cand(P1, "$2 billion", 0.6), cand(P1, "2017", 0.55, kind=8.0)])
+    assert ans.alternatives == []
+
+
+def test_abstains_below_threshold_and_keeps_closest_passages():
+    ans = decide([cand(P1, "$2 billion", 0.2)], threshold=0.3)
+    assert ans.text is None and ans.doc_id is None
+    assert [p.doc_id for p in ans.citations] == ["a", "b", "c"]
+    assert 0.0 <= ans.score <= 1.0
+    empty = decide([])
+    assert empty.text is None
+
+
+def test_evidence_is_the_sentence_holding_the_span():
+    ev = evidence_for(P1, 100 + P1.text.index("2017"), 100 + P1.text.index("2017") + 4)
+    assert ev.text == "It was signed in 2017." and P1.text[ev.start - 100:ev.end - 100] == ev.text
+
+
+def test_grouping_uses_squad_normalisation():
+    g = group_candidates([cand(P1, "$2 billion", 0.5), cand(P3, "$2 billion", 0.4)])
+    assert len(g) == 1 and len(g[0].members) == 2
+
+
+def test_offsets_contract_on_seeds(seed_qa):
+    src = sources()
+    for q in ["Who heads Russia's Federal Service for Military and Technical Cooperation?",
+              "When did the deliveries of S-400 launchers to Turkey begin?",
+              "What was the S-400 deal reportedly worth?",
+              "How many CV90 vehicles did the army order?"]:
+        a = seed_qa.ask(q, threshold=0.0)
+        for span in [a] * (a.text is not None) + ([a.evidence] if a.evidence else []) + a.citations + a.alternatives:
+            assert src[span.doc_id][span.start:span.end] == span.text
+
+
+def test_chrome_only_question_abstains(seed_qa):
+    for q in ["How many CV90 vehicles did the army order?", "What is Malaysia's defence budget for 2026?",
+              "How many trucks did Sweden order from Volvo and Scania?"]:
+        assert seed_qa.ask(q).text is None, q
+
+
+def test_deal_value_shows_both_figures(seed_qa):
+    a = seed_qa.ask("What was the S-400 deal reportedly worth?", k=8, threshold=0.0)
+    figures = {a.text} | {x.text for x in a.alternatives}
+    assert any("2 billion" in f and "2.5" not in f for f in figures), figures
+
+
+@pytest.fixture(scope="module")
+def tiny_qa_model(tmp_path_factory):
+    """A randomly initialised BertForQuestionAnswering with the local MiniLM vocabulary (no download)."""
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    from rag.embedding import default_model_path
+
+    out = tmp_path_factory.mktemp("tiny-qa")
+    tok = BertTokenizerFast(vocab_file=str(default_model_path() / "vocab.txt"))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=512)
+    BertForQuestionAnswering(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_plugin_reader_from_a_folder_end_to_end(seed_index, embedder, tiny_qa_model):
+    qa = rag.load(seed_index, embedder=embedder, reader=str(tiny_qa_model))
+    src = sources()
+    a = qa.ask("Who heads Russia's Federal Service for Military and Technical Cooperation?", threshold=0.0)
+    assert a.reader == "neural"
+    assert a.text is not None and src[a.doc_id][a.start:a.end] == a.text
+    assert src[a.evidence.doc_id][a.evidence.start:a.evidence.end] == a.evidence.text
+
+
+def test_cli_ask_with_reader_path(seed_index, tiny_qa_model, capsys):
+    from rag.cli import main
+
+    assert main(["ask", "Who is Turkey's foreign minister?", "--index", str(seed_index),
+                 "--reader", str(tiny_qa_model), "--threshold", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reader"] == "neural" and out["text"]
+
+
+def test_unknown_reader_refused(seed_index, embedder):
+    qa = rag.load(seed_index, embedder=embedder, reader="no-such-reader")
+    with pytest.raises(rag.InputError, match="neither 'features'"):
+        qa.ask("Who?")
