@@ -106,10 +106,10 @@ def _expected_types(question: str) -> tuple[str, frozenset[str], str | None]:
         return words[i + 1:i + 1 + n]
     if re.search(r"\bhow (many|much of)\b", q):
         return wh, frozenset({CARDINAL, QUANTITY}), None
-    if re.search(r"\b(worth|cost|costs|price|priced|valued|value|paid|pay|spend|spent)\b", q) and wh in ("what", "how", ""):
-        return wh, frozenset({MONEY, CARDINAL}), None
     if re.search(r"\bhow much\b", q):
         return wh, frozenset({MONEY, QUANTITY, CARDINAL, PERCENT}), None
+    if re.search(r"\b(worth|cost|costs|price|priced|valued|value|paid|pay|spend|spent)\b", q) and wh in ("what", "how", ""):
+        return wh, frozenset({MONEY, CARDINAL}), None
     if re.search(r"\bhow (far|high|long|big|large|heavy|fast|deep|tall|wide)\b", q):
         return wh, frozenset({QUANTITY, DATE, TIME, CARDINAL}), None
     if re.search(r"\b(what|which) (year|month|day|date|decade|century)\b", q) or wh == "when":
