@@ -497,6 +497,33 @@ def ask_open(qa: QA, questions: list[str], mode: str) -> list[Answer]:
     return qa.ask_many(questions, mode=mode, threshold=0.0)
 
 
+def make_given_paragraph(items: Sequence[GoldItem]) -> Setting:
+    """The ``given_paragraph`` setting: the reader reads only the question's own document.
+
+    For SQuAD files a document is one paragraph, so this is the classic reading-comprehension
+    score, separate from retrieval. Uses the reader and the answer logic of the QA object.
+    """
+    doc_of: dict[str, str] = {}
+    for it in items:
+        if it.doc_ids:
+            doc_of.setdefault(it.question, it.doc_ids[0])
+
+    def given(qa: QA, questions: list[str], mode: str) -> list[Answer]:
+        rows_of: dict[str, list[int]] = {}
+        for row, c in enumerate(qa.index.chunks):
+            rows_of.setdefault(c.doc_id, []).append(row)
+        reader = qa.answerer.reader
+        out = []
+        for q in questions:
+            passages = [qa.retriever.passage(r, 1.0) for r in rows_of.get(doc_of.get(q, ""), [])]
+            kwargs = {"qvec": qa.retriever.encode([q])[0]} if getattr(reader, "uses_vectors", False) else {}
+            result = reader.read(q, passages, **kwargs)
+            out.append(qa.answerer.decide(q, passages, result, 0.0))
+        return out
+
+    return given
+
+
 def run_answers(setting: Setting, qa: QA, items: Sequence[GoldItem], mode: str,
                 bar: Progress) -> tuple[list[Answer], list[float]]:
     """Raw answers, asked one question per call, and the wall seconds of each call."""
@@ -775,6 +802,7 @@ def run_squad_eval(squad_file: Path, out: Path, *, index: Path | None = None,
         print(f"indexing {len(squad.paragraphs)} paragraphs of {squad_file} ...", file=sys.stderr)
         build_and_report(docs, index_dir, embedder, progress)
         plan = EvalPlan("squad", items, tuple(modes), tuple(readers), warnings=warnings,
+                        settings={"open": ask_open, "given_paragraph": make_given_paragraph(items)},
                         info={"squad": str(squad_file), "split": "squad", "limit": limit,
                               "paragraphs": len(squad.paragraphs), "questions_in_file": len(squad.items)})
         report = evaluate(plan, index_dir, embedder, progress)

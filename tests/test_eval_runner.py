@@ -181,12 +181,16 @@ def test_squad_paragraph_files_keep_the_answers_in_the_body(tmp_path):
 def test_squad_eval_reports_hasans_and_noans(embedder, tmp_path):
     report = eval_runner.run_squad_eval(SQUAD_TINY, tmp_path, modes=("hybrid",), embedder=embedder, progress=False)
     assert report["settings"]["paragraphs"] == 5
-    (cfg,) = report["answers"]
-    s = cfg["squad"]
-    assert (s["total"], s["HasAns_total"], s["NoAns_total"]) == (11, 8, 3)
-    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1"):
-        assert 0.0 <= s[key] <= 1.0, key
-    assert {"best_f1", "best_exact", "best_f1_thresh"} <= set(cfg["best_thresholds"])
+    cfgs = {cfg["setting"]: cfg for cfg in report["answers"]}
+    assert set(cfgs) == {"open", "given_paragraph"}  # open retrieval and reading the gold paragraph
+    for cfg in cfgs.values():
+        s = cfg["squad"]
+        assert (s["total"], s["HasAns_total"], s["NoAns_total"]) == (11, 8, 3)
+        for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1"):
+            assert 0.0 <= s[key] <= 1.0, key
+        assert {"best_f1", "best_exact", "best_f1_thresh"} <= set(cfg["best_thresholds"])
+    given = [r for r in report["questions"] if r.get("setting") == "given_paragraph"]
+    assert given and all(r["prediction"] is None or r["citation_doc_ids"] == r["gold_doc_ids"][:1] for r in given)
     doc = report["retrieval"]["hybrid"]["doc"]
     assert doc["queries"] == 8 and _in_unit_interval(doc)
     assert doc["hit@1"] >= 0.6, doc  # each question's own paragraph, among 5, is usually first
