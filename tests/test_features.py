@@ -142,3 +142,9 @@ def test_never_a_piece_of_an_amount():
     c = texts(s)
     assert "$2.5 billion" in c
     assert not ({"billion", "2.5", "2.5 billion"} & c)
+
+
+def test_demonym_counts_as_said_by_the_question():
+    out = read("Who is Turkey's foreign minister?", "Turkish Foreign Minister Mevlut Cavusoglu said so.")
+    assert "Turkish" not in {c.text for c in out.candidates}
+    assert any(c.text == "Mevlut Cavusoglu" for c in out.candidates)

@@ -200,6 +200,16 @@ def _lemma(tok) -> str:
     return normalize_text(tok.lemma).lower()
 
 
+def _in_question(tok, qlemmas: frozenset[str]) -> bool:
+    """The question already says this word, or the country behind a demonym ("Turkish" ~ "Turkey")."""
+    lem = _lemma(tok)
+    if lem in qlemmas:
+        return True
+    if (tok.pos in ("PROPN", "ADJ") or tok.ent in ("NORP", "GPE")) and len(lem) >= 5:
+        return any(len(q) >= 5 and q[:4] == lem[:4] and q[0] == lem[0] for q in qlemmas)
+    return False
+
+
 def _trim(sent: Sentence, a: int, b: int, qlemmas: frozenset[str]) -> tuple[int, int]:
     """Drop edge tokens that are function words, punctuation, or words the question already has."""
     toks = sent.tokens
@@ -211,7 +221,7 @@ def _trim(sent: Sentence, a: int, b: int, qlemmas: frozenset[str]) -> tuple[int,
                 break
             t = toks[a] if side == 0 else toks[b - 1]
             drop = (t.pos in _EDGE_POS and not (t.pos == "DET" and side == 0 and b - a > 1 and False)) \
-                or _lemma(t) in qlemmas or t.text in _QUOTES or t.text.lower() in ("'s", "\u2019s")
+                or _in_question(t, qlemmas) or t.text in _QUOTES or t.text.lower() in ("'s", "\u2019s")
             if drop:
                 if side == 0:
                     a += 1
@@ -277,7 +287,7 @@ def candidate_spans(sent: Sentence, qlemmas: frozenset[str]) -> list[tuple[int, 
         span = toks[a:b]
         if not any(_content(t) for t in span):
             continue
-        if all(_lemma(t) in qlemmas or not _content(t) for t in span):
+        if all(_in_question(t, qlemmas) or not _content(t) for t in span):
             continue  # the question already says it
         s, e = toks[a].start, toks[b - 1].end
         if not _clean_edges(sent, s, e):
@@ -467,7 +477,7 @@ class FeatureReader:
                 k, hops = toks[k].head, hops + 1
         role = 1.0 if any(toks[j].dep in _ROLE_DEPS for j in heads) else 0.0
         content = [j for j in span if _content(toks[j])]
-        q_overlap = (sum(1 for j in content if _lemma(toks[j]) in info.lemmas) / len(content)) if content else 1.0
+        q_overlap = (sum(1 for j in content if _in_question(toks[j], info.lemmas)) / len(content)) if content else 1.0
         n = c.b - c.a
         return {
             "bias": 1.0, "type_match": type_match, "type_clash": type_clash, "target_head": target_head,
