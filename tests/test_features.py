@@ -148,3 +148,8 @@ def test_demonym_counts_as_said_by_the_question():
     out = read("Who is Turkey's foreign minister?", "Turkish Foreign Minister Mevlut Cavusoglu said so.")
     assert "Turkish" not in {c.text for c in out.candidates}
     assert any(c.text == "Mevlut Cavusoglu" for c in out.candidates)
+
+
+def test_an_amount_keeps_its_qualifier_optional():
+    s = sent("The deal has been valued at about $2 billion according to reports.")
+    assert "$2 billion" in texts(s)  # "about" may go; digits never split

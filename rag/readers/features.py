@@ -292,7 +292,7 @@ def candidate_spans(sent: Sentence, qlemmas: frozenset[str]) -> list[tuple[int, 
         s, e = toks[a].start, toks[b - 1].end
         if not _clean_edges(sent, s, e):
             continue
-        if any(a2 < e and s < b2 and not (s <= a2 and b2 <= e) for a2, b2, lab in sent.ents if lab in NUMERIC):
+        if any(_cuts_amount(sent, s, e, a2, b2) for a2, b2, lab in sent.ents if lab in NUMERIC):
             continue  # never part of an amount, date or quantity ("billion" out of "$2.5 billion")
         seen.add((a, b))
         if label in ("NP", "PROPN", "NUM"):
@@ -313,6 +313,14 @@ def _clean_edges(sent: Sentence, s: int, e: int) -> bool:
     if after == "-" and e - base + 1 < len(text) and text[e - base + 1].isalnum():
         return False
     return True
+
+
+def _cuts_amount(sent: Sentence, s: int, e: int, a: int, b: int) -> bool:
+    """True when span s:e overlaps entity a:b and leaves digits or symbols of it outside."""
+    if not (a < e and s < b) or (s <= a and b <= e):
+        return False
+    outside = sent.text[a - sent.start:max(a, s) - sent.start] + sent.text[min(b, e) - sent.start:b - sent.start]
+    return bool(re.search(r"[\d$\u20ac\u00a3%]", outside))
 
 
 def _label_of(sent: Sentence, s: int, e: int) -> str | None:
