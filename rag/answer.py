@@ -167,7 +167,9 @@ class Answerer:
         kind = best.best.features.get("kind")
         for g in groups[1:]:
             s = self.calibrator(g.score)
-            if s < max(threshold, self.alt_ratio * score):
+            # A rival of the same kind from another article is worth showing a little below the
+            # answer threshold: it is labelled as a disagreement, with its own confidence.
+            if s < max(0.75 * threshold, self.alt_ratio * score):
                 continue
             if kind is not None and g.best.features.get("kind") != kind:
                 continue
