@@ -179,8 +179,8 @@ def test_ask_endpoint_bad_input_gives_a_message(client, question, settings, says
 
 # --- the chat reply -----------------------------------------------------------------------------------
 
-def test_chat_reply_shows_answer_mark_and_citations(client):
-    history, box, cites = client.predict(SHUGAYEV_Q, [], 5, "hybrid", 0.5, api_name="/chat")
+def test_chat_reply_shows_answer_mark_and_citations(client, served):
+    history, box, cites = client.predict(SHUGAYEV_Q, [], 5, "hybrid", served["engine"].threshold, api_name="/chat")
     html = last_reply(history)
     assert box == ""
     assert 'class="rag-answer"' in html and "Shugayev" in html
@@ -189,16 +189,16 @@ def test_chat_reply_shows_answer_mark_and_citations(client):
     assert cites.splitlines()[0].startswith(f"[1] {SHUGAYEV_DOC} [")
 
 
-def test_chat_abstention_says_so_and_shows_closest_passages(client):
-    history, _, cites = client.predict(ABSTAIN_Q, [], 5, "hybrid", 0.5, api_name="/chat")
+def test_chat_abstention_says_so_and_shows_closest_passages(client, served):
+    history, _, cites = client.predict(ABSTAIN_Q, [], 5, "hybrid", served["engine"].threshold, api_name="/chat")
     html = last_reply(history)
     assert "Not in these articles" in html
     assert 'class="rag-cite"' in html and cites.count("\n") >= 1
 
 
-def test_chat_escapes_hostile_article_and_question(client):
+def test_chat_escapes_hostile_article_and_question(client, served):
     question = HOSTILE_Q + " <b>now</b>"
-    history, _, cites = client.predict(question, [], 5, "hybrid", 0.5, api_name="/chat")
+    history, _, cites = client.predict(question, [], 5, "hybrid", served["engine"].threshold, api_name="/chat")
     html = last_reply(history)
     asked = message_text(history[-2])
     assert "hostile_quorlix" in cites
@@ -210,9 +210,9 @@ def test_chat_escapes_hostile_article_and_question(client):
     assert "&lt;b&gt;now&lt;/b&gt;" in asked and "<b>" not in asked
 
 
-def test_chat_too_long_question_is_a_friendly_message(client):
+def test_chat_too_long_question_is_a_friendly_message(client, served):
     long_q = "Why " * 400
-    history, box, cites = client.predict(long_q, [], 5, "hybrid", 0.5, api_name="/chat")
+    history, box, cites = client.predict(long_q, [], 5, "hybrid", served["engine"].threshold, api_name="/chat")
     html = last_reply(history)
     assert "rag-notice" in html and "1,000" in html
     assert box == long_q and cites == ""  # the question stays in the box to be shortened
