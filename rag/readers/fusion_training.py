@@ -58,12 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     import rag
-    from sklearn.linear_model import LogisticRegression
 
-    from ..answer import Calibrator
     from ..embedding import Embedder
-    from ..evaluation import best_thresholds, f1_score, max_over_golds
     from .fusion import FusedReader
+    from .tuning import calibrate_on_dev, fit_weights
 
     t0 = time.time()
     rng = random.Random(a.seed)
@@ -84,35 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         rag.build_index(a.docs, tmp, embedder=emb)
         qa = rag.load(tmp, embedder=emb, reader="fused")
         Xg, yg = fused_rows(qa, dev, k=a.k)
-        w = np.concatenate([np.ones(len(ys)), np.full(len(yg), max(1.0, len(ys) / max(1, len(yg))))])
-        X, y = np.vstack([Xs, Xg]), np.concatenate([ys, yg])
-        cols = list(range(1, len(FUSED_FEATURES)))  # column 0 is the bias
-        lr = LogisticRegression(C=1.0, max_iter=2000)
-        lr.fit(X[:, cols], y, sample_weight=w)
-        weights = {"bias": float(lr.intercept_[0])}
-        weights.update({FUSED_FEATURES[i]: float(c) for i, c in zip(cols, lr.coef_[0])})
+        weights = fit_weights(Xs, ys, Xg, yg, FUSED_FEATURES)
         print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
-
         qa = rag.load(tmp, embedder=emb, reader=FusedReader(qa.index, qa.embedder, weights=weights))
-        answers = qa.ask_many([g["question"] for g in dev], threshold=0.0)
-        raw = np.array([x.score if x.text is not None else 0.0 for x in answers])
-        correct = np.array([max_over_golds(f1_score, x.text, g["answers"]) >= 0.5 if g["answerable"] else False
-                            for x, g in zip(answers, dev)], dtype=int)
-        z = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1))
-        cal = LogisticRegression(C=10.0).fit(z[:, None], correct)
-        calibrator = Calibrator(float(cal.coef_[0][0]), float(cal.intercept_[0]), identity=False)
-        scores = {g["id"]: calibrator(s) for g, s in zip(dev, raw)}
-        preds = {g["id"]: x.text for g, x in zip(dev, answers)}
-        golds = {g["id"]: g["answers"] if g["answerable"] else [] for g in dev}
-        best = best_thresholds(preds, scores, golds)
-        threshold = float(min(best["best_f1_thresh"], 0.95))
+        calibrator, threshold, best = calibrate_on_dev(qa, dev)
     settings = {
         "reader": "fused",
         "weights": weights,
         "calibration": calibrator.to_dict(),
         "threshold": threshold,
         "fitted_on": {"squad_dev_titles": titles, "squad_question_ids": sorted(q["id"] for q in questions),
-                      "gold": "dev split", "rows": int(len(y)), "positives": int(y.sum()),
+                      "gold": "dev split", "rows": int(len(ys) + len(yg)), "positives": int(ys.sum() + yg.sum()),
                       "label": "token F1 >= 0.6"},
         "dev_best_f1": best["best_f1"],
         "command": "python -m rag.readers.fusion_training " + " ".join(argv if argv is not None else sys.argv[1:]),

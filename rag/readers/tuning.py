@@ -1,0 +1,50 @@
+"""Shared steps of fitting a reader: logistic weights, Platt calibration, the abstention threshold."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def fit_weights(X_squad: np.ndarray, y_squad: np.ndarray, X_gold: np.ndarray, y_gold: np.ndarray,
+                names: Sequence[str]) -> dict[str, float]:
+    """A logistic regression over feature columns ``names`` (column 0 is the bias).
+
+    The gold rows weigh as much, in total, as the SQuAD rows: they are the domain we answer in.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    w = np.concatenate([np.ones(len(y_squad)), np.full(len(y_gold), max(1.0, len(y_squad) / max(1, len(y_gold))))])
+    X, y = np.vstack([X_squad, X_gold]), np.concatenate([y_squad, y_gold])
+    cols = list(range(1, len(names)))
+    lr = LogisticRegression(C=1.0, max_iter=2000)
+    lr.fit(X[:, cols], y, sample_weight=w)
+    weights = {"bias": float(lr.intercept_[0])}
+    weights.update({names[i]: float(c) for i, c in zip(cols, lr.coef_[0])})
+    print(f"fitted on {len(y)} rows ({int(y.sum())} positive)", file=sys.stderr)
+    return weights
+
+
+def calibrate_on_dev(qa, dev: list[dict]):
+    """Platt-scale the answer score on the gold dev split, then pick the best-F1 threshold.
+
+    Returns ``(calibrator, threshold, best)`` where ``best`` is ``evaluation.best_thresholds``.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from ..answer import Calibrator
+    from ..evaluation import best_thresholds, f1_score, max_over_golds
+
+    answers = qa.ask_many([g["question"] for g in dev], threshold=0.0)
+    raw = np.array([x.score if x.text is not None else 0.0 for x in answers])
+    correct = np.array([max_over_golds(f1_score, x.text, g["answers"]) >= 0.5 if g["answerable"] else False
+                        for x, g in zip(answers, dev)], dtype=int)
+    z = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1))
+    cal = LogisticRegression(C=10.0).fit(z[:, None], correct)
+    calibrator = Calibrator(float(cal.coef_[0][0]), float(cal.intercept_[0]), identity=False)
+    scores = {g["id"]: calibrator(s) for g, s in zip(dev, raw)}
+    preds = {g["id"]: x.text for g, x in zip(dev, answers)}
+    golds = {g["id"]: g["answers"] if g["answerable"] else [] for g in dev}
+    best = best_thresholds(preds, scores, golds)
+    return calibrator, float(min(best["best_f1_thresh"], 0.95)), best
