@@ -485,7 +485,11 @@ def _rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    # Plain types and tensors only, so the checkpoint loads with torch.load(weights_only=True).
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    st = {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                 int(has_gauss), float(cached)],
+          "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -496,7 +500,8 @@ def _set_rng_state(st: dict[str, Any]) -> None:
     import torch
 
     random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
+    name, keys, pos, has_gauss, cached = st["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
@@ -579,7 +584,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
     resume_state = None
     if resume and (ckpt_dir / STATE_FILE).exists():
-        resume_state = torch.load(ckpt_dir / STATE_FILE, map_location="cpu", weights_only=False)
+        resume_state = torch.load(ckpt_dir / STATE_FILE, map_location="cpu", weights_only=True)
         src = str(ckpt_dir)
     else:
         src = encoder or default_encoder()

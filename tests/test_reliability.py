@@ -439,10 +439,9 @@ def test_loaded_index_refuses_lazy_reads_after_its_version_is_collected(seeds_co
 
 _PKG = ROOT / "rag"
 _UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
-# rag/training.py (not part of indexing or answering) resumes an interrupted fine-tuning run from
-# a checkpoint it wrote itself with torch.save, loaded with weights_only=False. It is listed here,
-# reported, and pinned by the strict xfail below, so it cannot spread unnoticed.
-KNOWN_UNSAFE = {("rag/training.py", "torch.load without weights_only=True")}
+# Nothing is exempt: rag/training.py resumes from its checkpoint with torch.load(weights_only=True)
+# (its RNG state is stored as plain values and tensors for that).
+KNOWN_UNSAFE: set[tuple[str, str]] = set()
 
 
 def _unsafe_calls() -> set[tuple[str, str]]:
@@ -484,8 +483,6 @@ def test_nothing_is_unpickled_or_evaluated_from_disk():
         assert not re.search(r"(?<![\w.])(eval|exec)\(", text), path
 
 
-@pytest.mark.xfail(strict=True, reason="rag/training.py --resume loads training_state.pt with "
-                                       "torch.load(weights_only=False); owner of training.py to fix")
 def test_training_resume_does_not_unpickle():
     assert _unsafe_calls() == set()
 
