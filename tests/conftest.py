@@ -81,6 +81,27 @@ def seed_qa(seed_index, embedder):
     return rag.load(seed_index, embedder=embedder)
 
 
+@pytest.fixture(scope="session")
+def tiny_qa_model(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BertForQuestionAnswering with the local MiniLM vocabulary.
+
+    Built from a config, never downloaded; read-only for the tests that share it.
+    """
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    from rag.embedding import default_model_path
+
+    out = tmp_path_factory.mktemp("tiny-qa")
+    tok = BertTokenizerFast(vocab_file=str(default_model_path() / "vocab.txt"), do_lower_case=True)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=512)
+    torch.manual_seed(0)
+    BertForQuestionAnswering(cfg).save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
+
+
 def sources() -> dict[str, str]:
     return {p.relative_to(SEEDS).with_suffix("").as_posix(): p.read_text(encoding="utf-8")
             for p in SEEDS.rglob("*.txt")}

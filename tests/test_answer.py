@@ -99,22 +99,6 @@ def test_deal_value_shows_both_figures(seed_qa):
     assert ("$2.5 billion", "001_1040b1609e3dded8") in shown, shown
 
 
-@pytest.fixture(scope="module")
-def tiny_qa_model(tmp_path_factory):
-    """A randomly initialised BertForQuestionAnswering with the local MiniLM vocabulary (no download)."""
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
-
-    from rag.embedding import default_model_path
-
-    out = tmp_path_factory.mktemp("tiny-qa")
-    tok = BertTokenizerFast(vocab_file=str(default_model_path() / "vocab.txt"))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=512)
-    BertForQuestionAnswering(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def test_plugin_reader_from_a_folder_end_to_end(seed_index, embedder, tiny_qa_model):
     qa = rag.load(seed_index, embedder=embedder, reader=str(tiny_qa_model))
     src = sources()

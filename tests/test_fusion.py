@@ -4,11 +4,10 @@ import pytest
 import rag
 from rag.readers.fusion import FUSED_FEATURES, FusedReader
 from rag.readers.neural import NeuralReader
-from test_answer import tiny_qa_model  # noqa: F401  (fixture)
 from conftest import sources
 
 
-def test_fused_reader_signals_and_offsets(seed_index, embedder, tiny_qa_model):  # noqa: F811
+def test_fused_reader_signals_and_offsets(seed_index, embedder, tiny_qa_model):
     qa = rag.load(seed_index, embedder=embedder)
     reader = FusedReader(qa.index, embedder, neural=NeuralReader(tiny_qa_model))
     q = "Who is Turkey's foreign minister?"
@@ -24,7 +23,7 @@ def test_fused_reader_signals_and_offsets(seed_index, embedder, tiny_qa_model): 
     assert [c.score for c in out.candidates] == sorted((c.score for c in out.candidates), reverse=True)
 
 
-def test_fused_reader_through_qa(seed_index, embedder, tiny_qa_model):  # noqa: F811
+def test_fused_reader_through_qa(seed_index, embedder, tiny_qa_model):
     index = rag.load(seed_index, embedder=embedder).index
     qa = rag.load(seed_index, embedder=embedder,
                   reader=FusedReader(index, embedder, neural=NeuralReader(tiny_qa_model)))
@@ -34,7 +33,7 @@ def test_fused_reader_through_qa(seed_index, embedder, tiny_qa_model):  # noqa: 
     assert src[a.doc_id][a.start:a.end] == a.text
 
 
-def test_feature_weights_move_the_fused_score(seed_index, embedder, tiny_qa_model):  # noqa: F811
+def test_feature_weights_move_the_fused_score(seed_index, embedder, tiny_qa_model):
     qa = rag.load(seed_index, embedder=embedder)
     q = "Who is Turkey's foreign minister?"
     passages = qa.retrieve(q, k=3)

