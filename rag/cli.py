@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="build or update an index from a folder of .txt articles",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="examples:\n  rag index seeds\n  rag index ~/articles --index ~/articles-index\n"
+                               "  rag index seeds --index /tmp/mv --store milvus:///tmp/mv.db   # Milvus Lite\n"
+                               "  rag index big/ --store milvus://milvus.example:19530 --ray ray://head:10001\n"
                                "Only new or changed articles are embedded again; deleted ones are dropped.")
     sp.add_argument("docs", nargs="?", default=None, metavar="DOCS",
                     help="folder of .txt articles, searched recursively (default: the folder the index "
@@ -44,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--overlap-tokens", type=int, default=None, help="tokens shared by neighbouring chunks")
     sp.add_argument("--force", action="store_true", help="re-embed everything even if nothing changed")
     sp.add_argument("--json", action="store_true", help="print the IndexInfo as JSON")
+    sp.add_argument("--store", default=None, metavar="URI",
+                    help="vector store: faiss (default for a new index), milvus:///path/file.db (Milvus Lite) "
+                         "or milvus://HOST:PORT (a Milvus server); default: keep the index's current store. "
+                         "Milvus needs the [scale] extra")
+    sp.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="read, clean, chunk and embed on Ray (a local cluster, or the cluster at ADDRESS); "
+                         "needs the [scale] extra")
+    sp.add_argument("--ray-workers", type=int, default=None, metavar="N", help="encoder actors on Ray "
+                    "(default: one per 2 CPUs of the cluster)")
 
     def query_opts(sp, with_k=True):
         index_opt(sp)
@@ -139,8 +150,13 @@ def cmd_index(a) -> int:
     base = ChunkerSettings()
     chunker = ChunkerSettings(max_tokens=a.chunk_tokens or base.max_tokens,
                               overlap_tokens=base.overlap_tokens if a.overlap_tokens is None else a.overlap_tokens)
+    ray = None
+    if a.ray:
+        from rag.distributed import RayOptions
+
+        ray = RayOptions(address=None if a.ray == "local" else a.ray, embed_workers=a.ray_workers)
     info = rag.build_index(docs, a.index, model=a.model, chunker=chunker, force=a.force,
-                           progress=_progress_printer(a.json))
+                           progress=_progress_printer(a.json), vector_store=a.store, ray=ray)
     for w in info.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if a.json:
@@ -244,7 +260,8 @@ def cmd_eval(a) -> int:
 def cmd_train_reader(a) -> int:
     from rag.training import main as train_main
 
-    return int(train_main(a.args) or 0)
+    rest = [x for i, x in enumerate(a.args) if not (i == 0 and x == "--")]
+    return int(train_main(rest) or 0)
 
 
 def _one_line(message: str) -> str:
@@ -255,6 +272,10 @@ def _one_line(message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["train-reader"]:
+        # Hand the rest over untouched: argparse.REMAINDER rejects a leading option such as -h.
+        argv = ["train-reader", "--", *args[1:]]
     a = _parser().parse_args(argv)
     from rag.errors import RagError
 

@@ -266,6 +266,61 @@ def _body_key(doc: Document) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def read_article(path: Path, docs: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document | str:
+    """One file of ``docs`` read and cleaned: its Document, or the warning saying why it is skipped.
+
+    Independent of every other file (the distributed indexer runs it on workers); duplicates are
+    decided afterwards, in path order, by ``dedupe_documents``.
+    """
+    doc_id = doc_id_for(path, docs)
+    try:
+        source, digest = read_source(path, max_file_bytes)
+    except (ValueError, OSError) as e:
+        return f"{path}: skipped: {e}"
+    if not source.strip():
+        return f"{path}: skipped: the file is empty"
+    doc = parse_article(source, doc_id, path.relative_to(docs).as_posix(), digest)
+    if not doc.segments:
+        return f"{path}: skipped: no article body found after the title"
+    return doc
+
+
+def dedupe_documents(paths: list[Path], results: list[Document | str], warnings: list[str]) -> list[Document]:
+    """Keep the first of exact or same-article duplicates (``results`` in ``paths`` order)."""
+    documents: list[Document] = []
+    seen_hash: dict[str, str] = {}
+    seen_body: dict[str, str] = {}
+    for path, doc in zip(paths, results):
+        if isinstance(doc, str):
+            warnings.append(doc)
+            continue
+        if doc.content_hash in seen_hash:
+            warnings.append(f"{path}: skipped: an exact duplicate of {seen_hash[doc.content_hash]!r}")
+            continue
+        body_key = _body_key(doc)
+        if body_key in seen_body:
+            warnings.append(f"{path}: skipped: the same article (title and body) as {seen_body[body_key]!r}")
+            continue
+        seen_hash[doc.content_hash] = doc.doc_id
+        seen_body[body_key] = doc.doc_id
+        documents.append(doc)
+    return documents
+
+
+def list_articles(docs_dir: str | os.PathLike) -> tuple[Path, list[Path], list[str]]:
+    """The checked docs folder, its ``.txt`` files in path order, and warnings about others."""
+    docs = check_docs_dir(docs_dir)
+    warnings: list[str] = []
+    return docs, _iter_txt_files(docs, warnings), warnings
+
+
+def require_documents(documents: list[Document], files: list[Path], docs: Path, warnings: list[str]) -> None:
+    if not documents:
+        detail = f" ({len(files)} .txt file(s), none usable: {'; '.join(warnings[:3])})" if files else ""
+        raise DocumentsError(f"no usable .txt articles in {str(docs)!r}{detail}: add UTF-8 text articles "
+                             "(title line, then the body) and run `rag index` again")
+
+
 def load_documents(docs_dir: str | os.PathLike, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
                    ) -> tuple[list[Document], list[str]]:
     """Read every ``.txt`` article below ``docs_dir`` (recursively), cleaned, in path order.
@@ -275,38 +330,7 @@ def load_documents(docs_dir: str | os.PathLike, *, max_file_bytes: int = DEFAULT
     a warning naming it; the rest are still returned. Raises ``DocumentsError`` when the folder
     is missing or holds no usable article.
     """
-    docs = check_docs_dir(docs_dir)
-    warnings: list[str] = []
-    documents: list[Document] = []
-    seen_hash: dict[str, str] = {}
-    seen_body: dict[str, str] = {}
-    files = _iter_txt_files(docs, warnings)
-    for path in files:
-        doc_id = doc_id_for(path, docs)
-        try:
-            source, digest = read_source(path, max_file_bytes)
-        except (ValueError, OSError) as e:
-            warnings.append(f"{path}: skipped: {e}")
-            continue
-        if not source.strip():
-            warnings.append(f"{path}: skipped: the file is empty")
-            continue
-        if digest in seen_hash:
-            warnings.append(f"{path}: skipped: an exact duplicate of {seen_hash[digest]!r}")
-            continue
-        doc = parse_article(source, doc_id, path.relative_to(docs).as_posix(), digest)
-        if not doc.segments:
-            warnings.append(f"{path}: skipped: no article body found after the title")
-            continue
-        body_key = _body_key(doc)
-        if body_key in seen_body:
-            warnings.append(f"{path}: skipped: the same article (title and body) as {seen_body[body_key]!r}")
-            continue
-        seen_hash[digest] = doc_id
-        seen_body[body_key] = doc_id
-        documents.append(doc)
-    if not documents:
-        detail = f" ({len(files)} .txt file(s), none usable: {'; '.join(warnings[:3])})" if files else ""
-        raise DocumentsError(f"no usable .txt articles in {str(docs)!r}{detail}: add UTF-8 text articles "
-                             "(title line, then the body) and run `rag index` again")
+    docs, files, warnings = list_articles(docs_dir)
+    documents = dedupe_documents(files, [read_article(p, docs, max_file_bytes) for p in files], warnings)
+    require_documents(documents, files, docs, warnings)
     return documents, warnings

@@ -36,3 +36,22 @@ class IndexLockedError(IndexError_):
 
 class ModelError(RagError):
     """A model could not be found or loaded offline."""
+
+
+class StoreError(RagError):
+    """A vector store (e.g. a Milvus server) is unreachable or does not match the index."""
+
+
+class ExtraMissingError(RagError, ImportError):
+    """An optional feature needs packages from an extra that is not installed."""
+
+
+def need_extra(module: str, feature: str, extra: str = "scale") -> None:
+    """Import ``module`` or raise a one-line error naming the extra and its install command."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ExtraMissingError(f"{feature} needs the optional extra [{extra}] ({module} is not installed): "
+                                f"pip install -e '.[{extra}]' (or bash scripts/setup.sh --{extra})") from None

@@ -15,9 +15,10 @@ from .analysis import Sentence, analyze_document, sentence_from_row, sentence_to
 from .chunking import ChunkerSettings, chunk_document
 from .documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, load_documents, read_source
 from .embedding import Embedder
-from .errors import IndexMismatchError
+from .errors import IndexMismatchError, StoreError
 from .lexical import LexicalIndex
 from .schema import Chunk, Document, IndexInfo
+from .stores import VectorStore, create_store, open_store, store_kind, store_uri
 
 # Exact search below this many chunks, HNSW above. Measured (benchmarks/README.md, 2-core AMD
 # EPYC VM, 384-d): one exact single-thread query costs ~8.4 ms per 100k vectors (0.3 ms at 10k,
@@ -52,8 +53,9 @@ class OpenIndex:
     manifest: dict[str, Any]
     documents: dict[str, Document]
     chunks: Sequence[Chunk]
-    vectors: Any  # faiss.Index
+    vectors: Any  # the faiss.Index of a FAISS store; the MilvusStore itself for Milvus
     lexical: LexicalIndex
+    store: VectorStore | None = None
     _row_of: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -138,17 +140,22 @@ def _open_version(index_dir: Path, version: Path, verify: bool | None) -> OpenIn
     manifest = store.read_manifest(version)
     store.verify_files(version, manifest, hashes=verify)
     chunks = store.open_chunks(version, manifest)
-    vectors = store.read_faiss(version / store.VECTORS, manifest.get("faiss", {}))  # mmap when large
-    if vectors.ntotal != len(chunks) or vectors.d != int(manifest["dimension"]):
-        raise store.IndexCorruptError(
-            f"{version} holds {vectors.ntotal} vectors of dimension {vectors.d} for {len(chunks)} chunks of "
-            f"dimension {manifest['dimension']}: {store.rebuild_hint(index_dir)}")
+    vstore = open_store(version, manifest, chunks, index_dir)  # FAISS: mmap when large
+    if vstore.kind == "faiss":
+        vectors = vstore.index
+        if vectors.ntotal != len(chunks) or vectors.d != int(manifest["dimension"]):
+            raise store.IndexCorruptError(
+                f"{version} holds {vectors.ntotal} vectors of dimension {vectors.d} for {len(chunks)} chunks of "
+                f"dimension {manifest['dimension']}: {store.rebuild_hint(index_dir)}")
+    else:
+        vectors = vstore  # MilvusStore.open checked its dimension and size
     bm25_bytes = sum(p.stat().st_size for p in (version / store.BM25_DIR).glob("*") if p.is_file())
     lexical = LexicalIndex.load(version / store.BM25_DIR, mmap=bm25_bytes >= store.MMAP_MIN_BYTES)
     if lexical.size != len(chunks):
         raise store.IndexCorruptError(f"{version}/bm25 indexes {lexical.size} chunks, the table has "
                                       f"{len(chunks)}: {store.rebuild_hint(index_dir)}")
-    return OpenIndex(index_dir, version, manifest, store.read_documents(version), chunks, vectors, lexical)
+    return OpenIndex(index_dir, version, manifest, store.read_documents(version), chunks, vectors, lexical,
+                     vstore)
 
 
 def stale_reasons(manifest: dict[str, Any]) -> list[str]:
@@ -190,7 +197,8 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
                 model: str | os.PathLike | None = None, embedder: Embedder | None = None,
                 chunker: ChunkerSettings | None = None, force: bool = False,
                 ann_threshold: int = ANN_THRESHOLD, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                analyze: bool = True, progress: Progress | None = None) -> IndexInfo:
+                analyze: bool = True, progress: Progress | None = None, vector_store: str | None = None,
+                ray: Any = None) -> IndexInfo:
     """Index the ``.txt`` articles below ``docs_dir`` into ``index_dir``, incrementally.
 
     Articles whose content hash, model and chunker settings match the live index reuse their
@@ -198,24 +206,48 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
     nothing changed, nothing is written and ``IndexInfo.rebuilt`` is False. The new version
     replaces the old one atomically; a failure leaves the old one live. ``analyze`` also stores
     spaCy sentence analyses and sentence vectors for the feature reader.
+
+    ``vector_store`` is where the vectors go: ``"faiss"`` (a file in the version folder) or a Milvus URI
+    (``milvus:///path.db`` for Milvus Lite, ``milvus://HOST:PORT`` for a server); None keeps the
+    live index's store (FAISS for a new index). ``ray`` (a ``rag.distributed.RayOptions``, or
+    True for a local cluster) reads, cleans, chunks and embeds on a Ray cluster; the result is the
+    same index as the single-process path.
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
     docs_dir = check_docs_dir(docs_dir)  # before the lock: a mistyped folder creates no index folder
     chunker = chunker or ChunkerSettings()
+    ray_opts = None
+    if ray:
+        from .distributed import RayOptions
+
+        ray_opts = ray if isinstance(ray, RayOptions) else RayOptions(address=None if ray is True else str(ray))
+        ray_opts.check()
+    if vector_store is not None:
+        _check_store(vector_store)
     embedder = embedder or Embedder(model)
     tell = progress or (lambda stage, done, total: None)
 
-    with store.build_lock(index_dir, on_wait=lambda: tell("waiting for another build of this index", 0, 0)):
+    with store_lock(index_dir, tell):
+        live_uri = _live_store_uri(index_dir)
+        target = vector_store if vector_store is not None else live_uri or "faiss"
+        _check_store(target)
+        _connect_store(target)
         tell("reading articles", 0, 0)
-        documents, warnings = load_documents(docs_dir, max_file_bytes=max_file_bytes)
+        if ray_opts is not None:
+            from . import distributed
+
+            documents, warnings = distributed.read_documents(docs_dir, max_file_bytes, ray_opts)
+        else:
+            documents, warnings = load_documents(docs_dir, max_file_bytes=max_file_bytes)
         previous = _previous(index_dir, embedder, chunker)
         prev_docs = previous.manifest["documents"] if previous else {}
         settings = _settings(embedder, chunker, docs_dir, analyze)
         unchanged = {d.doc_id for d in documents
                      if d.doc_id in prev_docs and prev_docs[d.doc_id]["content_hash"] == d.content_hash}
         if (previous and not force and unchanged == set(prev_docs) == {d.doc_id for d in documents}
-                and all(previous.manifest.get(k) == v for k, v in settings.items())):
+                and all(previous.manifest.get(k) == v for k, v in settings.items())
+                and _same_store(store_uri(previous.manifest), target)):
             return IndexInfo(str(index_dir), len(documents), len(previous.chunks), embedder.model_id,
                              previous.dimension, rebuilt=False, encoded_chunks=0,
                              warnings=tuple(warnings), seconds=time.perf_counter() - t0)
@@ -225,8 +257,13 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
             for i, c in enumerate(previous.chunks):
                 if c.doc_id in unchanged:
                     prev_rows.setdefault(c.doc_id, []).append(i)
+        fresh_docs = [d for d in documents if d.doc_id not in prev_rows]
+        ray_out: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+        if ray_opts is not None and fresh_docs:
+            ray_out = distributed.chunk_and_embed(fresh_docs, chunker, embedder, ray_opts, tell)
         chunks: list[Chunk] = []
         reuse_rows: list[int] = []  # row in the previous index, or -1 for chunks to encode
+        fresh_vecs: list[tuple[int, np.ndarray]] = []  # (first row, vectors) computed by Ray
         fits = embedder.fits
         for n, doc in enumerate(documents):
             tell("chunking", n, len(documents))
@@ -234,17 +271,24 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
                 rows = prev_rows[doc.doc_id]
                 chunks.extend(previous.chunks[r] for r in rows)
                 reuse_rows.extend(rows)
+            elif doc.doc_id in ray_out:
+                new, vecs = ray_out[doc.doc_id]
+                fresh_vecs.append((len(chunks), vecs))
+                chunks.extend(new)
+                reuse_rows.extend([-2] * len(new))
             else:
                 prefix = f"{doc.title}\n" if doc.title else ""
                 new = chunk_document(doc, chunker, fits=lambda t, p=prefix: fits(p + t))
                 chunks.extend(new)
                 reuse_rows.extend([-1] * len(new))
-        to_encode = [i for i, r in enumerate(reuse_rows) if r < 0]
+        to_encode = [i for i, r in enumerate(reuse_rows) if r == -1]
         vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+        for first, vecs in fresh_vecs:
+            vectors[first:first + len(vecs)] = vecs
         if previous:
             kept = [i for i, r in enumerate(reuse_rows) if r >= 0]
             if kept:
-                vectors[kept] = store.vectors_of(previous.vectors, [reuse_rows[i] for i in kept])
+                vectors[kept] = previous.store.vectors([reuse_rows[i] for i in kept])
         texts = {i: embed_text(chunks[i]) for i in to_encode}
         # Longest first, so each batch holds texts of about one length: less padding than the
         # document order (the encoder sorts only within one call). Measured in bench_index.py.
@@ -254,41 +298,112 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
             tell("embedding chunks", b, len(order))
             rows = order[b:b + batch]
             vectors[rows] = embedder.encode([texts[i] for i in rows])
-        tell("embedding chunks", len(to_encode), len(to_encode))
+        n_encoded = len(to_encode) + sum(len(v) for _, v in fresh_vecs)
+        tell("embedding chunks", n_encoded, n_encoded)
         tell("writing index", 0, 0)
         spec = faiss_spec(len(chunks), ann_threshold)
-        faiss_index = store.make_faiss_index(vectors, spec)
         lexical = LexicalIndex.build([embed_text(c) for c in chunks])
         per_doc: dict[str, int] = {}
         for c in chunks:
             per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
-        manifest = {
-            **settings,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "dimension": embedder.dimension,
-            "metric": "inner_product",
-            "faiss": spec,
-            "num_documents": len(documents),
-            "num_chunks": len(chunks),
-            "documents": {d.doc_id: _doc_meta(d, docs_dir, per_doc.get(d.doc_id, 0)) for d in documents},
-            "skipped_paths": _skipped(warnings, docs_dir),
-            "warnings": warnings,
-        }
-        writers = {
-            store.VECTORS: store.write_faiss(faiss_index),
-            store.CHUNKS: store.write_jsonl([c.to_dict() for c in chunks]),
-            store.CHUNK_OFFSETS: store.write_chunk_offsets,  # after CHUNKS: it indexes that file
-            store.DOCUMENTS: store.write_jsonl([d.to_dict() for d in documents]),
-            store.BM25_DIR: lexical.save,
-        }
-        if analyze:
-            rows, svecs = _analyses(documents, unchanged if not force else set(), previous, embedder, tell)
-            writers[store.ANALYSIS] = store.write_jsonl(rows)
-            writers[store.SENTENCE_VECTORS] = lambda path: np.save(path, svecs, allow_pickle=False)
-        store.write_version(index_dir, manifest, writers)
+        vstore = create_store(target, dimension=embedder.dimension, index_dir=index_dir, num_chunks=len(chunks),
+                              faiss_spec=spec, ann_threshold=ann_threshold)
+        try:
+            tell("storing vectors", 0, len(chunks))
+            vstore.add(range(len(chunks)), [c.chunk_id for c in chunks], [c.doc_id for c in chunks], vectors)
+            manifest = {
+                **settings,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "dimension": embedder.dimension,
+                "metric": "inner_product",
+                "vector_store": vstore.manifest_entry(),
+                **({"faiss": spec} if vstore.kind == "faiss" else {}),
+                "num_documents": len(documents),
+                "num_chunks": len(chunks),
+                "documents": {d.doc_id: _doc_meta(d, docs_dir, per_doc.get(d.doc_id, 0)) for d in documents},
+                "skipped_paths": _skipped(warnings, docs_dir),
+                "warnings": warnings,
+            }
+            if ray_opts is not None:
+                manifest["built_with"] = ray_opts.describe()
+            writers = {
+                **vstore.writers(),
+                store.CHUNKS: store.write_jsonl([c.to_dict() for c in chunks]),
+                store.CHUNK_OFFSETS: store.write_chunk_offsets,  # after CHUNKS: it indexes that file
+                store.DOCUMENTS: store.write_jsonl([d.to_dict() for d in documents]),
+                store.BM25_DIR: lexical.save,
+            }
+            if analyze:
+                rows, svecs = _analyses(documents, unchanged if not force else set(), previous, embedder, tell)
+                writers[store.ANALYSIS] = store.write_jsonl(rows)
+                writers[store.SENTENCE_VECTORS] = lambda path: np.save(path, svecs, allow_pickle=False)
+            store.write_version(index_dir, manifest, writers)
+        except BaseException:
+            if vstore.kind == "milvus":
+                vstore.drop()  # the half-filled collection of a version that was never published
+            raise
+        _collect_collections(index_dir, {live_uri, target})
     return IndexInfo(str(index_dir), len(documents), len(chunks), embedder.model_id, embedder.dimension,
-                     rebuilt=True, encoded_chunks=len(to_encode), warnings=tuple(warnings),
+                     rebuilt=True, encoded_chunks=n_encoded, warnings=tuple(warnings),
                      seconds=time.perf_counter() - t0)
+
+
+def store_lock(index_dir: Path, tell: Progress):
+    return store.build_lock(index_dir, on_wait=lambda: tell("waiting for another build of this index", 0, 0))
+
+
+def _check_store(spec: str) -> None:
+    """Validate a --store value and its extra before any work (one-line errors)."""
+    from .errors import need_extra
+
+    if store_kind(spec) == "milvus":
+        need_extra("pymilvus", "the Milvus vector store (--store milvus://...)")
+
+
+def _connect_store(spec: str) -> None:
+    """Fail fast, before any encoding, when the target Milvus cannot be reached."""
+    if store_kind(spec) == "milvus":
+        from .stores.milvus_store import _client, parse_milvus_uri
+
+        _client(parse_milvus_uri(spec))
+
+
+def _same_store(a: str | None, b: str | None) -> bool:
+    if store_kind(a) != store_kind(b):
+        return False
+    if store_kind(a) == "faiss":
+        return True
+    from .stores.milvus_store import parse_milvus_uri
+
+    return parse_milvus_uri(a).public == parse_milvus_uri(b).public
+
+
+def _live_store_uri(index_dir: Path) -> str | None:
+    """The store of the live version (None when there is no readable index)."""
+    try:
+        return store_uri(store.read_manifest(store.current_version(index_dir)))
+    except (store.IndexNotFoundError, store.IndexCorruptError, IndexMismatchError, OSError, ValueError, KeyError):
+        return None
+
+
+def _collect_collections(index_dir: Path, uris: set[str | None]) -> None:
+    """Drop the Milvus collections of this index that no version left on disk references."""
+    uris = {u for u in uris if u and store_kind(u) == "milvus"}
+    if not uris:
+        return
+    keep: set[str] = set()
+    for v in index_dir.glob("v-*"):
+        try:
+            entry = store.read_manifest(v).get("vector_store") or {}
+        except Exception:  # noqa: BLE001 - an unreadable version references nothing we can keep
+            continue
+        if entry.get("kind") == "milvus":
+            keep.add(entry["collection"])
+            uris.add(entry["uri"])
+    from .stores.milvus_store import drop_unreferenced
+
+    for uri in uris:
+        drop_unreferenced({"uri": uri}, index_dir, keep)
 
 
 def _settings(embedder: Embedder, chunker: ChunkerSettings, docs_dir: Path, analyze: bool) -> dict[str, Any]:
@@ -356,7 +471,7 @@ def _previous(index_dir: Path, embedder: Embedder, chunker: ChunkerSettings) -> 
         prev = open_index(index_dir)
     except store.IndexNotFoundError:
         return None
-    except (store.IndexCorruptError, IndexMismatchError):
+    except (store.IndexCorruptError, IndexMismatchError, StoreError):
         return None  # rebuilt from scratch; the broken version is replaced atomically
     if prev.manifest.get("model") != embedder.model_id or prev.manifest.get("chunker") != chunker.to_dict():
         return None

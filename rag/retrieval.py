@@ -73,10 +73,10 @@ class Retriever:
         return vecs
 
     def dense(self, qvecs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        n = self.index.vectors.ntotal
+        n = len(self.index.chunks)
         if n == 0:
             return [[] for _ in range(len(qvecs))]
-        scores, rows = faiss_search(self.index.vectors, qvecs, min(k, n))
+        scores, rows = self.index.store.search(qvecs, min(k, n))
         return [[(int(r), float(s)) for r, s in zip(rr, ss) if r >= 0] for rr, ss in zip(rows, scores)]
 
     def lexical(self, question: str, k: int) -> list[tuple[int, float]]:

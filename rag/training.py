@@ -481,6 +481,26 @@ def _pick_device(device: str) -> str:
     return device
 
 
+def _resolve_precision(precision: str, device: str) -> bool:
+    """True when training should autocast to bfloat16."""
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', not {precision!r}")
+    if precision == "fp32":
+        return False
+    if device.startswith("cuda"):
+        native = torch.cuda.is_bf16_supported()
+    else:
+        try:
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except Exception:  # noqa: BLE001 - older/odd builds: fall back to fp32
+            native = False
+    if precision == "bf16":
+        return True
+    return native
+
+
 def _rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
@@ -538,21 +558,23 @@ def save_checkpoint(ckpt_dir: Path, model, tokenizer, optimizer, scheduler, stat
 
 
 def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder: str | None = None,
-                 max_length: int = 256, stride: int = 128, epochs: float = 0.75, batch_size: int = 16,
+                 max_length: int = 256, stride: int = 128, epochs: float = 1.0, batch_size: int = 16,
                  lr: float = 1e-4, weight_decay: float = 0.01, warmup: float = 0.1, seed: int = 13,
                  max_steps: int | None = None, limit: int | None = None, n_dev: int = 10,
                  dev_titles: Sequence[str] | None = None,
                  dev_titles_file: str | os.PathLike | None = None, checkpoint_every: int = 200,
                  resume: bool = False, device: str = "auto", noans_weight: float = 2.0,
                  evaluate: bool = True, eval_max_length: int = 384, eval_stride: int = 128,
-                 progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+                 progress: bool = True, threads: int | None = None, precision: str = "auto") -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2) for SQuAD 2.0 extractive QA.
 
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
     ``limit`` training questions (smoke tests). ``noans_weight`` multiplies the loss of windows of
     unanswerable questions. Writes ``out_dir/checkpoint`` every ``checkpoint_every`` steps (and on
-    SIGTERM/SIGINT, then stops), ``out_dir/final`` (fp32 model), ``dev_titles.json``,
+    SIGTERM/SIGINT, then stops). ``precision`` is ``"fp32"``, ``"bf16"`` (autocast; fp32 master
+    weights and optimizer) or ``"auto"`` (bf16 where the CPU/GPU computes it natively: measured
+    1.5x faster per step on this machine's AVX512-BF16 CPU). Writes ``out_dir/final`` (fp32 model), ``dev_titles.json``,
     ``train_log.jsonl`` and ``metrics.json``; returns the metrics.
     """
     import numpy as np
@@ -566,6 +588,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     ckpt_dir = out / CHECKPOINT_NAME
     device = _pick_device(device)
     torch.set_num_threads(threads or os.cpu_count() or 1)
+    use_bf16 = _resolve_precision(precision, device)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -623,7 +646,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "noans_weight": noans_weight, "train_questions": len(train_ex),
             "train_unanswerable": sum(e["impossible"] for e in train_ex), "train_windows": len(feats),
             "total_steps": total, "steps_per_epoch": per_epoch, "dev_titles": dev_titles,
-            "dev_questions": len(dev_ex), "device": device, "threads": torch.get_num_threads()}
+            "dev_questions": len(dev_ex), "device": device, "threads": torch.get_num_threads(),
+            "precision": "bf16 autocast" if use_bf16 else "fp32"}
     log = open(out / "train_log.jsonl", "a", encoding="utf-8")
     log.write(json.dumps({"event": "start", "resumed_at_step": step, **info}) + "\n")
     log.flush()
@@ -657,9 +681,11 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                 batch = collate([feats[i] for i in b], pad_id)
                 imp = batch.pop("impossible")
                 sp, ep = batch.pop("start_positions").to(device), batch.pop("end_positions").to(device)
-                outp = model(**{k: v.to(device) for k, v in batch.items()})
+                with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
+                    outp = model(**{k: v.to(device) for k, v in batch.items()})
                 ce = torch.nn.functional.cross_entropy
-                loss_i = (ce(outp.start_logits, sp, reduction="none") + ce(outp.end_logits, ep, reduction="none")) / 2
+                start_logits, end_logits = outp.start_logits.float(), outp.end_logits.float()
+                loss_i = (ce(start_logits, sp, reduction="none") + ce(end_logits, ep, reduction="none")) / 2
                 w = torch.where(imp.to(device), torch.tensor(noans_weight, device=device),
                                 torch.tensor(1.0, device=device))
                 loss = (loss_i * w).sum() / w.sum()
@@ -780,7 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=None, help="start from this model folder (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
-    p.add_argument("--epochs", type=float, default=0.75, help="may be fractional")
+    p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
@@ -797,6 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the dev evaluation at the end")
     p.add_argument("--export", default=None, help="also export the final model as fp16 to this folder")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 autocast where the hardware supports it natively (auto), or force one")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -809,7 +837,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup=args.warmup, seed=args.seed, max_steps=args.max_steps, limit=args.limit,
         n_dev=args.n_dev, dev_titles_file=args.dev_titles, checkpoint_every=args.checkpoint_every,
         resume=args.resume, device=args.device, noans_weight=args.noans_weight,
-        evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads)
+        evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads,
+        precision=args.precision)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
