@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--squad", default=None, metavar="FILE", help="evaluate on a SQuAD 2.0 JSON(.gz) file")
     sp.add_argument("--limit", type=int, default=None, help="with --squad: at most this many questions")
     sp.add_argument("--out", default="evals/report", metavar="DIR", help="report folder (default: evals/report)")
+    sp.add_argument("--compare-store", default=None, metavar="URI",
+                    help="also build the index into this vector store (e.g. milvus:///tmp/gold.db) and report "
+                         "retrieval on both side by side")
 
     sp = sub.add_parser("train-reader", help="fine-tune the neural reader on SQuAD-format data",
                         add_help=False)

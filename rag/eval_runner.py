@@ -769,8 +769,13 @@ def _same(row: dict[str, Any], cfg: dict[str, Any]) -> bool:
 
 def run_gold_eval(gold: Path, index: Path, docs: Path | None, out: Path, *, split: str = "test",
                   modes: Sequence[str] = ("dense", "bm25", "hybrid"), readers: Sequence[str | None] = (None,),
-                  limit: int | None = None, embedder: Any = None, progress: bool = True) -> dict[str, Any]:
-    """Evaluate on a gold JSONL file; builds/updates the index from ``docs`` first when needed."""
+                  limit: int | None = None, embedder: Any = None, progress: bool = True,
+                  compare_store: str | None = None) -> dict[str, Any]:
+    """Evaluate on a gold JSONL file; builds/updates the index from ``docs`` first when needed.
+
+    ``compare_store`` (a ``--store`` URI, e.g. ``milvus:///tmp/gold.db``): also build the same
+    index into that vector store (``OUT/index-compare``) and report retrieval on both, side by side.
+    """
     items = subsample(load_gold(gold, split), limit)
     _prepare_out(out)
     embedder = embedder or _default_embedder()
@@ -779,8 +784,37 @@ def run_gold_eval(gold: Path, index: Path, docs: Path | None, out: Path, *, spli
     plan = EvalPlan("gold", items, tuple(modes), tuple(readers),
                     info={"gold": str(gold), "split": split, "limit": limit, "docs": str(docs) if docs else None})
     report = evaluate(plan, index, embedder, progress)
+    if compare_store:
+        report["store_comparison"] = compare_stores(plan, index, compare_store, out / "index-compare", embedder,
+                                                    progress)
     write_report(report, out)
     return report
+
+
+def compare_stores(plan: EvalPlan, index: Path, uri: str, other_index: Path, embedder: Any,
+                   progress: bool) -> dict[str, Any]:
+    """Retrieval on the index and on a copy of it in another vector store, with ranking agreement."""
+    from .stores import store_uri
+
+    base = load(index, embedder=embedder)
+    docs = Path(base.index.manifest["docs_dir"])
+    info = build_index(docs, other_index, embedder=embedder, vector_store=uri, progress=_build_progress(progress))
+    other = load(other_index, embedder=embedder)
+    bar = Progress(2 * len(plan.items) * (1 + len(plan.modes)), progress)
+    try:
+        runs_a = run_retrieval(base, plan.items, plan.modes, bar)
+        runs_b = run_retrieval(other, plan.items, plan.modes, bar)
+    finally:
+        bar.close()
+    docs_rel, passages_rel = doc_qrels(plan.items), passage_qrels(plan.items, base.index.chunks)
+    out: dict[str, Any] = {"stores": [store_uri(base.index.manifest), store_uri(other.index.manifest)],
+                           "index": [str(index), str(other_index)], "built": info.rebuilt, "modes": {}}
+    for m in plan.modes:
+        same = sum(runs_a[m].chunks[q] == runs_b[m].chunks[q] for q in runs_a[m].chunks)
+        out["modes"][m] = {"a": retrieval_scores(runs_a[m], docs_rel, passages_rel),
+                           "b": retrieval_scores(runs_b[m], docs_rel, passages_rel),
+                           "identical_top10": same / max(1, len(runs_a[m].chunks))}
+    return out
 
 
 def run_squad_eval(squad_file: Path, out: Path, *, index: Path | None = None,
@@ -834,7 +868,8 @@ def run_from_cli(a: Any) -> int:
         report = run_squad_eval(Path(a.squad), out, index=index, modes=modes, readers=readers, limit=a.limit)
     else:
         report = run_gold_eval(Path(a.gold) if a.gold else DEFAULT_GOLD, Path(a.index), Path(a.docs), out,
-                               split=a.split, modes=modes, readers=readers, limit=a.limit)
+                               split=a.split, modes=modes, readers=readers, limit=a.limit,
+                               compare_store=getattr(a, "compare_store", None))
     print(summary_text(report))
     plots = PLOTS if report["answers"] else PLOTS[:1]
     print(f"report: {out / 'report.md'} (and report.json, {', '.join(plots)})")
@@ -1004,6 +1039,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     p = report["settings"]["primary"]
     cfg = next((c for c in report["answers"] if _same(c, p)), None)
     sections = [md_header(report), md_headline(report), md_retrieval(report)]
+    if report.get("store_comparison"):
+        sections.append(md_stores(report))
     if cfg is None:
         sections += ["## Answers\n\nNo reader ran (`--readers none`): retrieval only.",
                      "## Plots\n\n![recall@k](recall_at_k.png)"]
@@ -1018,6 +1055,39 @@ def render_markdown(report: dict[str, Any]) -> str:
 # Terminal summary
 # --------------------------------------------------------------------------------------------
 
+def _store_rows(report: dict[str, Any]) -> list[list[Any]]:
+    sc = report.get("store_comparison")
+    if not sc:
+        return []
+    rows = []
+    for m, r in sc["modes"].items():
+        for key, uri in (("a", sc["stores"][0]), ("b", sc["stores"][1])):
+            d, p = r[key]["doc"], r[key]["passage"]
+            rows.append([m, uri, d["hit@1"], d["hit@5"], d["mrr@10"], p["hit@1"], p["hit@5"], p["mrr@10"],
+                         r["identical_top10"]])
+    return rows
+
+
+def _store_lines(report: dict[str, Any]) -> list[str]:
+    rows = _store_rows(report)
+    if not rows:
+        return []
+    out = ["", f"{'by store':<8} {'store':<34}{'doc hit@1':>10}{'hit@5':>7}{'MRR':>7}{'psg hit@1':>10}{'hit@5':>7}"
+               f"{'MRR':>7}{'same top10':>11}"]
+    for r in rows:
+        uri = r[1] if len(r[1]) <= 33 else "..." + r[1][-30:]
+        out.append(f"{r[0]:<8} {uri:<34}" + "".join(f"{x:>{w}.3f}" for x, w in zip(r[2:], (10, 7, 7, 10, 7, 7, 11))))
+    return out
+
+
+def md_stores(report: dict[str, Any]) -> str:
+    rows = _store_rows(report)
+    return ("## Retrieval by vector store\n\nThe same index built into each store; `same top10` is the fraction "
+            "of questions whose ten ranked chunks are identical in both.\n\n"
+            + md_table(["mode", "store", "doc hit@1", "doc hit@5", "doc MRR@10", "passage hit@1", "passage hit@5",
+                        "passage MRR@10", "same top10"], rows))
+
+
 def summary_text(report: dict[str, Any]) -> str:
     """A short fixed-width table: retrieval per mode, then answers per mode and reader."""
     s = report["settings"]
@@ -1028,6 +1098,7 @@ def summary_text(report: dict[str, Any]) -> str:
         d, p = r["doc"], r["passage"]
         lines.append(f"{m:<12}{d['hit@1']:>10.3f}{d['hit@5']:>8.3f}{d['mrr@10']:>8.3f}   "
                      f"{p['hit@1']:>13.3f}{p['hit@5']:>8.3f}{p['mrr@10']:>8.3f}")
+    lines += _store_lines(report)
     if not report["answers"]:
         return "\n".join(lines + ["", "answers: none (retrieval only)"])
     lines += ["", f"{'answers':<22}{'thr':>5}{'EM':>7}{'F1':>7}{'HasF1':>7}{'NoAns':>7}{'evid':>7}{'cite':>7}"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up .venv with everything the project needs, offline models included. Safe to re-run.
 #   bash scripts/setup.sh          the package and the chat page
-#   bash scripts/setup.sh --test   also the test tools and a headless Chromium for the browser test
+#   bash scripts/setup.sh --test   also the test tools, the [scale] extra (Milvus, Ray: tested in CI)
+#                                  and a headless Chromium for the browser test
+#   bash scripts/setup.sh --scale  the package and the [scale] extra
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -12,7 +14,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, pinned to the CPU build: otherwise sentence-transformers pulls a multi-GB CUDA build.
 python -c 'import torch' 2>/dev/null || pip install -q torch==2.13.0
 extra=""
-[ "${1:-}" = "--test" ] && extra="[test]"
+[ "${1:-}" = "--test" ] && extra="[test,scale]"
+[ "${1:-}" = "--scale" ] && extra="[scale]"
 pip install -q -e ".${extra}"
 if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "installing Debian's chromium for the browser test ..." >&2
