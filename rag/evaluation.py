@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import functools
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
@@ -41,8 +42,14 @@ _CHAR_MAP = str.maketrans({
 # SQuAD 2.0 answer scores
 # --------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=65536)
 def _is_punct(ch: str) -> bool:
     return ch in _ASCII_PUNCT or unicodedata.category(ch).startswith("P")
+
+
+# Every punctuation character matches (P* is never \w, except connector punctuation such as "_"):
+# strings without a match skip the per-character pass; _is_punct decides for the rest.
+_PUNCT_RE = re.compile(r"[^\w\s]|[_\u203f\u2040\u2054]")
 
 
 def normalize_answer(s: str | None) -> str:
@@ -58,7 +65,8 @@ def normalize_answer(s: str | None) -> str:
     if not s:
         return ""
     text = unicodedata.normalize("NFKC", s).translate(_CHAR_MAP).lower()
-    text = "".join(ch for ch in text if not _is_punct(ch))
+    if _PUNCT_RE.search(text):  # most spans hold no punctuation at all: skip the per-character pass
+        text = "".join(ch for ch in text if not _is_punct(ch))
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 

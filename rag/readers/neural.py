@@ -24,7 +24,8 @@ How ``read`` scores spans (comparable across passages and windows):
    renormalised. The candidates' scores and ``no_answer`` therefore sum to at most 1 and are
    comparable across passages and windows.
 4. The span is mapped from token offsets to characters of ``passage.text``, surrounding
-   whitespace and punctuation are trimmed (keeping e.g. the dot of "U.S."), and the absolute
+   whitespace and punctuation are trimmed (keeping e.g. the dot of "U.S."), spans that run across
+   a paragraph break (a blank line) are dropped, and the absolute
    offsets are ``passage.start + offset``. The same span found in two overlapping windows (or
    two spans that trim to the same text) is one candidate: probabilities are summed, logits kept
    from the best copy.
@@ -53,6 +54,7 @@ MAX_QUESTION_TOKENS = 64
 _LEAD_STRIP = " \t\r\n\u00a0,;:.!?-\u2013\u2014/"
 _TRAIL_STRIP = " \t\r\n\u00a0,;:!?-\u2013\u2014/"
 _ABBREV_END = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Jr|Sr|Inc|Ltd|Co|Corp|St|Dr|Mr|Mrs|Ms|etc|vs|No)\.$")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\u00a0]*\n")
 _PAIRS = {"(": ")", "[": "]", "{": "}", "\u201c": "\u201d", "\u2018": "\u2019"}
 
 
@@ -107,13 +109,14 @@ class NeuralReader:
     name = "neural"
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, max_length: int = 384,
-                 stride: int = 128, max_answer_tokens: int = 30, top_n: int = 20,
+                 stride: int = 128, max_answer_tokens: int = 30, top_n: int = 20, per_passage: int = 3,
                  device: str = "cpu", quantize: bool = False) -> None:
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.max_length = max_length
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.top_n = top_n
+        self.per_passage = per_passage
         self.device = device
         self.quantize = quantize
         self._tokenizer: Any = None
@@ -212,8 +215,8 @@ class NeuralReader:
                 i, j = divmod(ix, n_tok)
                 a, b = int(offsets[w, i, 0]), int(offsets[w, j, 1])
                 a, b = trim_span(passage.text, a, b)
-                if a >= b:
-                    continue
+                if a >= b or _PARAGRAPH_BREAK.search(passage.text, a, b):
+                    continue  # empty, or runs across a paragraph break (title + dateline, two paragraphs)
                 prob = float(torch.exp(torch.tensor(v) - log_z))
                 key = (passage.doc_id, passage.start + a, passage.start + b)
                 cur = merged.get(key)
@@ -235,7 +238,17 @@ class NeuralReader:
                           "null_logit": null_logit, "passage": float(m["pk"]), "window": float(m["w"]),
                           "passage_score": float(p.score)}))
         cands.sort(key=lambda c: (-c.score, -c.features["span_logit"], c.doc_id, c.start, c.end))
-        return ReaderOutput(candidates=cands[: self.top_n], no_answer=min(max(no_answer, 0.0), 1.0))
+        # The global top_n, plus each passage's best few: one softmax over all windows lets one
+        # confident passage crowd the others out, and a later stage (fusion, the alternatives of
+        # a disagreement) needs to see what every passage would answer.
+        keep, per_passage = cands[: self.top_n], {}
+        for c in cands[self.top_n:]:
+            key = (c.passage.doc_id, c.passage.start)
+            n = per_passage.get(key, sum(1 for k in keep if (k.passage.doc_id, k.passage.start) == key))
+            if n < self.per_passage:
+                keep.append(c)
+            per_passage[key] = n + 1
+        return ReaderOutput(candidates=keep, no_answer=min(max(no_answer, 0.0), 1.0))
 
 
 __all__ = ["NeuralReader", "default_model_path", "trim_span"]

@@ -48,3 +48,55 @@ def calibrate_on_dev(qa, dev: list[dict]):
     golds = {g["id"]: g["answers"] if g["answerable"] else [] for g in dev}
     best = best_thresholds(preds, scores, golds)
     return calibrator, float(min(best["best_f1_thresh"], 0.95)), best
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Calibrate a reader's score and choose its abstention threshold on the gold dev split.
+
+        python -m rag.readers.tuning neural --out rag/models/neural_settings.json
+
+    For readers without weights of their own to fit (the neural reader): Platt scaling of its
+    best-answer score and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
+    """
+    import argparse
+    import json
+    import tempfile
+    import time
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("reader", help="reader name (e.g. neural) or a QA model folder")
+    ap.add_argument("--gold", default="evals/gold.jsonl")
+    ap.add_argument("--docs", default="seeds")
+    ap.add_argument("--k", type=int, default=None, help="passages read per question (default: the library's)")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+
+    import rag
+
+    from ..embedding import Embedder
+
+    t0 = time.time()
+    gold = [json.loads(line) for line in open(a.gold, encoding="utf-8")]
+    dev = [g for g in gold if g["split"] == "dev"]
+    emb = Embedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        rag.build_index(a.docs, tmp, embedder=emb)
+        kwargs = {"k": a.k} if a.k else {}
+        qa = rag.load(tmp, embedder=emb, reader=a.reader, **kwargs)
+        from ..answer import Calibrator
+
+        qa.answerer.calibrator = Calibrator()  # fit on the raw score, not on a previous calibration
+        calibrator, threshold, best = calibrate_on_dev(qa, dev)
+    name = qa.answerer.reader.name
+    settings = {"reader": name, "calibration": calibrator.to_dict(), "threshold": threshold,
+                "fitted_on": {"gold": "dev split", "questions": len(dev)}, "dev_best_f1": best["best_f1"],
+                "command": "python -m rag.readers.tuning " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}
+    Path(a.out).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {a.out}: threshold {threshold:.3f}, gold dev best F1 {best['best_f1']:.3f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
