@@ -147,13 +147,27 @@ def _check_unique(items: Sequence[GoldItem], path: Path) -> None:
         seen.add(it.id)
 
 
-def subsample(items: list[GoldItem], limit: int | None) -> list[GoldItem]:
-    """The first ``limit`` questions in sorted id order (deterministic), or all when ``limit`` is None."""
+def subsample(items: list[GoldItem], limit: int | None, seed: int = 13) -> list[GoldItem]:
+    """A fixed random sample of ``limit`` questions (seeded, so reruns match), or all of them.
+
+    Stratified: answerable and unanswerable questions keep their shares (SQuAD files list the
+    unanswerable ones apart, so the first N ids would hold none). Returned in sorted id order.
+    """
     if limit is None:
         return items
     if limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
-    return sorted(items, key=lambda it: it.id)[:limit]
+    if limit >= len(items):
+        return items
+    import random
+
+    rng = random.Random(seed)
+    ordered = sorted(items, key=lambda it: it.id)
+    has = [it for it in ordered if it.answerable]
+    non = [it for it in ordered if not it.answerable]
+    n_non = round(limit * len(non) / len(ordered))
+    picked = rng.sample(has, min(len(has), limit - n_non)) + rng.sample(non, min(len(non), n_non))
+    return sorted(picked, key=lambda it: it.id)
 
 
 def parse_modes(spec: str | None) -> tuple[str, ...]:

@@ -157,21 +157,17 @@ def test_missing_extra_is_one_line_naming_it(seeds_copy, tmp_path):
 
 # --- Ray ---------------------------------------------------------------------------------------
 
-def _synthetic_corpus(folder, n_docs=150, sentences=14):
+def _synthetic_corpus(folder, n_docs=210, sentences=14):
+    """Short articles of short sentences: with 8-token chunks, ~10 chunks per article (~2,000)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     cities = ["Ankara", "Moscow", "Kazan", "Izmir", "Tula", "Sochi", "Bursa", "Omsk"]
     things = ["radar", "launcher", "battery", "contract", "missile", "convoy", "factory", "crew"]
     for d in range(n_docs):
-        lines = [f"Report {d} on the {things[d % 8]} programme", ""]
-        body = []
-        for s in range(sentences):
-            c, t = cities[rng.integers(8)], things[rng.integers(8)]
-            body.append(f"In {c}, officials said the {t} number {d * 100 + s} passed test {rng.integers(1000)}.")
-        lines.append(" ".join(body[: sentences // 2]))
-        lines.append("")
-        lines.append(" ".join(body[sentences // 2:]))
-        (folder / f"r{d:04d}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        body = [f"{cities[rng.integers(8)]} {things[rng.integers(8)]} {d * 100 + s} passed."
+                for s in range(sentences)]
+        text = f"Report {d}\n\n" + " ".join(body[: sentences // 2]) + "\n\n" + " ".join(body[sentences // 2:]) + "\n"
+        (folder / f"r{d:04d}.txt").write_text(text, encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +181,7 @@ def ray_cluster():
 def test_ray_indexing_into_milvus_equals_single_process(tmp_path, embedder, ray_cluster):
     docs = tmp_path / "docs"
     _synthetic_corpus(docs)
-    chunker = ChunkerSettings(max_tokens=24, overlap_tokens=0)
+    chunker = ChunkerSettings(max_tokens=8, overlap_tokens=0)
     single = rag.build_index(docs, tmp_path / "single", embedder=embedder, chunker=chunker, analyze=False)
     assert single.num_chunks >= 2000  # "a few thousand chunks"
     dist = rag.build_index(docs, tmp_path / "ray", embedder=embedder, chunker=chunker, analyze=False,
@@ -199,14 +195,21 @@ def test_ray_indexing_into_milvus_equals_single_process(tmp_path, embedder, ray_
                for k, v in b.manifest["documents"].items())
     rows = list(range(0, len(a.chunks), 97))
     assert np.allclose(a.store.vectors(rows), b.store.vectors(rows), atol=1e-5)
-    q = embedder.encode(["officials in Kazan said the radar passed", "the convoy number 4507", "Tula factory test"])
-    assert [[c for c, _ in r] for r in a.store.search_ids(q, 10)] == [[c for c, _ in r] for r in b.store.search_ids(q, 10)]
+    q = embedder.encode(["Kazan radar passed", "the convoy 4507", "Tula factory"])
+    for ra, rb in zip(a.store.search_ids(q, 20), b.store.search_ids(q, 20)):
+        # Same scores rank by rank; the same chunks, up to the order of exact ties (the synthetic
+        # sentences score alike, and FAISS and Milvus break ties differently).
+        assert np.allclose([s for _, s in ra], [s for _, s in rb], atol=1e-5)
+        in_b = dict(rb)
+        assert all(c in in_b and abs(in_b[c] - sc) < 1e-5 for c, sc in ra[:10] if sc > ra[-1][1] + 1e-5)
     # Incremental on Ray: one changed file, one deleted -> only the changed one is encoded.
-    (docs / "r0003.txt").write_text("A changed report\n\nNothing but one new sentence about Omsk.\n", encoding="utf-8")
+    (docs / "r0003.txt").write_text("A changed report\n\nOfficials in Omsk said the crew passed every test.\n",
+                                    encoding="utf-8")
     (docs / "r0004.txt").unlink()
     again = rag.build_index(docs, tmp_path / "ray", embedder=embedder, chunker=chunker, analyze=False, ray=ray_cluster)
-    assert again.rebuilt and again.encoded_chunks == 1
     c = open_index(tmp_path / "ray")
+    changed = [x for x in c.chunks if x.doc_id == "r0003"]
+    assert again.rebuilt and changed and again.encoded_chunks == len(changed)
     assert not any(x.doc_id == "r0004" for x in c.chunks) and c.store.count() == len(c.chunks)
 
 
@@ -215,7 +218,7 @@ def test_interrupted_ray_build_leaves_the_previous_index_loadable(seeds_copy, tm
     rag.build_index(seeds_copy, index, embedder=embedder)
     before = store.current_version(index)
     docs = tmp_path / "docs2"
-    _synthetic_corpus(docs, n_docs=120)
+    _synthetic_corpus(docs, n_docs=600)  # ~600 chunks: far more than 3 s of embedding
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     p = subprocess.Popen([sys.executable, "-m", "rag.cli", "index", str(docs), "--index", str(index), "--ray"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -228,7 +231,7 @@ def test_interrupted_ray_build_leaves_the_previous_index_loadable(seeds_copy, tm
             if not data:
                 break
             seen += data.decode("utf-8", "replace")
-    time.sleep(3)  # mid-way: workers are chunking / embedding
+    time.sleep(2)  # mid-way: actors are starting, chunking or embedding
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(timeout=60)
     assert "on Ray" in seen, seen[-2000:]

@@ -160,12 +160,17 @@ class NeuralReader:
             question = question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
         return question
 
-    def read(self, question: str, passages: Sequence[Passage]) -> ReaderOutput:
+    def forward(self, question: str, passages: Sequence[Passage]):
+        """Tokenize the question against every passage and run ONE batched forward pass.
+
+        Returns ``(kept, enc, out)``: indexes of the non-empty passages, the tokenizer output
+        (windows, offsets) and the model output; ``None`` when there is nothing to read.
+        """
         import torch
 
         kept = [k for k, p in enumerate(passages) if p.text.strip()]
         if not kept or not question.strip():
-            return ReaderOutput(candidates=[], no_answer=1.0)
+            return None
         self.warm_up()
         tok, model = self._tokenizer, self._model
         q = self._clip_question(question)
@@ -176,6 +181,20 @@ class NeuralReader:
                   truncation="only_second" if q_first else "only_first", max_length=ml,
                   stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
                   padding="longest", return_tensors="pt")
+        inputs = {k: v.to(self.device) for k, v in enc.items()
+                  if k in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.inference_mode():
+            out = model(**inputs)
+        return kept, enc, out
+
+    def read(self, question: str, passages: Sequence[Passage]) -> ReaderOutput:
+        import torch
+
+        res = self.forward(question, passages)
+        if res is None:
+            return ReaderOutput(candidates=[], no_answer=1.0)
+        kept, enc, out = res
+        q_first = self._tokenizer.padding_side == "right"
         ctx_seq = 1 if q_first else 0
         n_win, n_tok = enc["input_ids"].shape
         ctx_mask = torch.zeros((n_win, n_tok), dtype=torch.bool)
@@ -183,10 +202,6 @@ class NeuralReader:
             for i, s in enumerate(enc.sequence_ids(w)):
                 if s == ctx_seq:
                     ctx_mask[w, i] = True
-        inputs = {k: v.to(self.device) for k, v in enc.items()
-                  if k in ("input_ids", "attention_mask", "token_type_ids")}
-        with torch.inference_mode():
-            out = model(**inputs)
         S = out.start_logits.float().cpu()
         E = out.end_logits.float().cpu()
         offsets = enc["offset_mapping"]
