@@ -165,22 +165,25 @@ class Answerer:
         alternatives = []
         best_docs = {m.doc_id for m in best.members}
         kind = best.best.features.get("kind")
+        typed_seen: set[str] = set()  # articles whose best typed answer was already considered
         for g in groups[1:]:
             s = self.calibrator(g.score)
-            # A rival of the same kind from another article is worth showing a little below the
-            # answer threshold: it is labelled as a disagreement, with its own confidence.
-            # A span of the question's expected type (``type_match``), or one the reader marks as
-            # the answer of its own passage (``local_answer``), counts down to half the threshold:
-            # one confident source must not hide another article's figure.
-            f = g.best.features
-            typed = f.get("local_answer", 0.0) >= 1.0 or f.get("type_match", 0.0) >= 1.0
-            if s < max(0.75 * threshold, self.alt_ratio * score) and not (typed and s >= 0.5 * threshold):
-                continue
+            docs = {m.doc_id for m in g.members}
             if kind is not None and g.best.features.get("kind") != kind:
                 continue
-            if {m.doc_id for m in g.members} <= best_docs:
+            if docs <= best_docs:
                 continue  # the same article saying two things is a candidate list, not a disagreement
-            alternatives.append(self._answer(question, g, s, name))
+            # A rival of the same kind from another article is worth showing a little below the
+            # answer threshold: it is labelled as a disagreement, with its own confidence. Also
+            # each other article's best span of the question's expected type (``type_match``)
+            # down to a quarter of the threshold: a joint softmax over all passages squashes the
+            # figure of a less confident article, which must not hide it.
+            f = g.best.features
+            typed = f.get("type_match", 0.0) >= 1.0 and kind not in (None, 0.0) and not (docs & typed_seen)
+            if typed:
+                typed_seen |= docs
+            if s >= max(0.75 * threshold, self.alt_ratio * score) or (typed and s >= 0.25 * threshold):
+                alternatives.append(self._answer(question, g, s, name))
         return self._answer(question, best, score, name, alternatives)
 
     @staticmethod
