@@ -183,12 +183,17 @@ def chunk_and_embed(documents: list[Document], settings: ChunkerSettings, embedd
         tell(f"chunking and embedding on Ray ({workers} encoder worker(s))", 0, len(documents))
     items = [{"doc": json.dumps(d.to_dict()), "source": d.source} for d in documents]
     ds = ray.data.from_items(items)
+    pool = getattr(ray.data, "ActorPoolStrategy", None)
+
+    def actors(n: int) -> dict[str, Any]:  # Ray >= 2.51 wants compute=, older ones concurrency=
+        return {"compute": pool(size=n)} if pool is not None else {"concurrency": n}
+
     ds = ds.flat_map(_Chunker, fn_constructor_kwargs={"model_path": model_path, "settings": settings.to_dict()},
-                     concurrency=max(1, workers), num_cpus=1)
+                     num_cpus=1, **actors(max(1, workers)))
     ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"model_path": model_path,
                                                          "threads": opts.threads_per_worker,
                                                          "batch_size": opts.batch_size},
-                        batch_size=opts.batch_size, concurrency=workers,
+                        batch_size=opts.batch_size, **actors(workers),
                         num_cpus=min(opts.threads_per_worker, int(ray.cluster_resources().get("CPU", 1))),
                         batch_format="numpy")
     per_doc: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
