@@ -110,6 +110,16 @@ def measure_one(size: str, n_questions: int, n_ask: int, flat: bool = False) -> 
             "rss_base_mb": rss_base, "rss_loaded_mb": rss_loaded, "rss_after_mb": rss_after}
 
 
+def _size_axes(ax, ylabel: str, title: str) -> None:
+    """Log-scaled corpus size on x, grid and legend: the look both panels share."""
+    ax.set_xscale("log")
+    ax.set_xlabel("chunks in the index (log)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+
+
 def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -130,13 +140,8 @@ def plot(results: list[dict], path: Path) -> None:
         kind = r["faiss"].get("type", "flat")
         ax1.annotate(kind, (r["chunks"], r["retrieve_dense"]["p50_ms"]), textcoords="offset points",
                      xytext=(0, -14), ha="center", fontsize=8, color="tab:blue")
-    ax1.set_xscale("log")
     ax1.set_yscale("log")
-    ax1.set_xlabel("chunks in the index (log)")
-    ax1.set_ylabel("warm latency per question, ms (log)")
-    ax1.set_title("Latency p50 (band: up to p95)")
-    ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=8, loc="upper left")
+    _size_axes(ax1, "warm latency per question, ms (log)", "Latency p50 (band: up to p95)")
     base = [r["rss_base_mb"]["VmRSS"] for r in results]
     total = [r["rss_after_mb"]["VmRSS"] for r in results]
     anon = [r["rss_after_mb"]["RssAnon"] for r in results]
@@ -145,12 +150,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax2.plot(xs, anon, "o-", label="  of which anonymous (heap: BM25, chunk cache, graph)")
     ax2.plot(xs, filem, "s-", label="  of which file-backed (mmapped vectors, libraries)")
     ax2.plot(xs, base, "k--", label="total RSS before loading the index (model loaded)")
-    ax2.set_xscale("log")
-    ax2.set_xlabel("chunks in the index (log)")
-    ax2.set_ylabel("MB")
-    ax2.set_title("Process memory (RSS) by size")
-    ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=8, loc="upper left")
+    _size_axes(ax2, "MB", "Process memory (RSS) by size")
     fig.suptitle("rag: warm latency and memory against corpus size  [" + machine() + "]", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -209,6 +209,12 @@ def default_reader_name() -> str:
     return DEFAULT_READER
 
 
+def _shipped_model_present() -> bool:
+    from .readers.neural import default_model_path
+
+    return (default_model_path() / "config.json").is_file()
+
+
 def make_reader(spec: object, qa) -> Reader:
     """A reader from a name ("features", "neural", "fused"), a model folder path, or an instance."""
     from .errors import InputError
@@ -219,11 +225,8 @@ def make_reader(spec: object, qa) -> Reader:
         raise InputError(f"reader must be 'features', 'neural', 'fused', a model folder or a Reader, got {spec!r}")
     if spec is None:
         spec = default_reader_name()
-        if spec in ("neural", "fused"):
-            from .readers.neural import default_model_path
-
-            if not (default_model_path() / "config.json").is_file():
-                spec = "features"  # a build without the trained model still answers
+        if spec in ("neural", "fused") and not _shipped_model_present():
+            spec = "features"  # a build without the trained model still answers
     if spec == "features":
         from .readers.features import FeatureReader
 
@@ -231,7 +234,7 @@ def make_reader(spec: object, qa) -> Reader:
     if spec in ("neural", "fused"):
         from .readers.neural import default_model_path
 
-        if not (default_model_path() / "config.json").is_file():
+        if not _shipped_model_present():
             raise InputError(f"reader {spec!r} needs the shipped reader model, which is missing from "
                              f"{default_model_path()}: reinstall rag, or use reader='features'")
         if spec == "neural":

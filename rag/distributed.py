@@ -84,7 +84,8 @@ def ensure_ray(opts: RayOptions) -> Any:
         _started_here = not opts.address
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False if hasattr(ctx, "print_on_execution_start") else None
+    if hasattr(ctx, "print_on_execution_start"):
+        ctx.print_on_execution_start = False
     return ray
 
 

@@ -18,7 +18,7 @@ from .embedding import Embedder
 from .errors import IndexMismatchError, StoreError
 from .lexical import LexicalIndex
 from .schema import Chunk, Document, IndexInfo
-from .stores import VectorStore, create_store, open_store, store_kind, store_uri
+from .stores import VectorStore, check_store, create_store, open_store, store_kind, store_uri
 
 # Exact search below this many chunks, HNSW above. Measured (benchmarks/README.md, 2-core AMD
 # EPYC VM, 384-d): one exact single-thread query costs ~8.4 ms per 100k vectors (0.3 ms at 10k,
@@ -53,10 +53,14 @@ class OpenIndex:
     manifest: dict[str, Any]
     documents: dict[str, Document]
     chunks: Sequence[Chunk]
-    vectors: Any  # the faiss.Index of a FAISS store; the MilvusStore itself for Milvus
+    store: VectorStore
     lexical: LexicalIndex
-    store: VectorStore | None = None
     _row_of: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def vectors(self) -> Any:
+        """The faiss.Index of a FAISS store (benchmarks, tests); the store itself otherwise."""
+        return getattr(self.store, "index", self.store)
 
     @property
     def model(self) -> str:
@@ -140,22 +144,13 @@ def _open_version(index_dir: Path, version: Path, verify: bool | None) -> OpenIn
     manifest = store.read_manifest(version)
     store.verify_files(version, manifest, hashes=verify)
     chunks = store.open_chunks(version, manifest)
-    vstore = open_store(version, manifest, chunks, index_dir)  # FAISS: mmap when large
-    if vstore.kind == "faiss":
-        vectors = vstore.index
-        if vectors.ntotal != len(chunks) or vectors.d != int(manifest["dimension"]):
-            raise store.IndexCorruptError(
-                f"{version} holds {vectors.ntotal} vectors of dimension {vectors.d} for {len(chunks)} chunks of "
-                f"dimension {manifest['dimension']}: {store.rebuild_hint(index_dir)}")
-    else:
-        vectors = vstore  # MilvusStore.open checked its dimension and size
+    vstore = open_store(version, manifest, chunks, index_dir)  # checks its size and dimension
     bm25_bytes = sum(p.stat().st_size for p in (version / store.BM25_DIR).glob("*") if p.is_file())
     lexical = LexicalIndex.load(version / store.BM25_DIR, mmap=bm25_bytes >= store.MMAP_MIN_BYTES)
     if lexical.size != len(chunks):
         raise store.IndexCorruptError(f"{version}/bm25 indexes {lexical.size} chunks, the table has "
                                       f"{len(chunks)}: {store.rebuild_hint(index_dir)}")
-    return OpenIndex(index_dir, version, manifest, store.read_documents(version), chunks, vectors, lexical,
-                     vstore)
+    return OpenIndex(index_dir, version, manifest, store.read_documents(version), chunks, vstore, lexical)
 
 
 def stale_reasons(manifest: dict[str, Any]) -> list[str]:
@@ -224,15 +219,14 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
         ray_opts = ray if isinstance(ray, RayOptions) else RayOptions(address=None if ray is True else str(ray))
         ray_opts.check()
     if vector_store is not None:
-        _check_store(vector_store)
+        check_store(vector_store)
     embedder = embedder or Embedder(model)
     tell = progress or (lambda stage, done, total: None)
 
-    with store_lock(index_dir, tell):
+    with store.build_lock(index_dir, on_wait=lambda: tell("waiting for another build of this index", 0, 0)):
         live_uri = _live_store_uri(index_dir)
         target = vector_store if vector_store is not None else live_uri or "faiss"
-        _check_store(target)
-        _connect_store(target)
+        check_store(target, connect=True)  # before any encoding
         tell("reading articles", 0, 0)
         if ray_opts is not None:
             from . import distributed
@@ -346,26 +340,6 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
     return IndexInfo(str(index_dir), len(documents), len(chunks), embedder.model_id, embedder.dimension,
                      rebuilt=True, encoded_chunks=n_encoded, warnings=tuple(warnings),
                      seconds=time.perf_counter() - t0)
-
-
-def store_lock(index_dir: Path, tell: Progress):
-    return store.build_lock(index_dir, on_wait=lambda: tell("waiting for another build of this index", 0, 0))
-
-
-def _check_store(spec: str) -> None:
-    """Validate a --store value and its extra before any work (one-line errors)."""
-    from .errors import need_extra
-
-    if store_kind(spec) == "milvus":
-        need_extra("pymilvus", "the Milvus vector store (--store milvus://...)")
-
-
-def _connect_store(spec: str) -> None:
-    """Fail fast, before any encoding, when the target Milvus cannot be reached."""
-    if store_kind(spec) == "milvus":
-        from .stores.milvus_store import _client, parse_milvus_uri
-
-        _client(parse_milvus_uri(spec))
 
 
 def _same_store(a: str | None, b: str | None) -> bool:

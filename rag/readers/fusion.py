@@ -108,12 +108,7 @@ class FusedReader:
         for c, x, kind in self.signals(question, passages, qvec):
             z = sum(self.weights.get(k, 0.0) * v for k, v in x.items())
             s = 1.0 / (1.0 + math.exp(-z))
-            # "local_answer": reading this span's passage alone, the neural model prefers the span
-            # to "no answer" (its span logit beats its own window's null logit). A joint softmax
-            # over all passages squashes such a span when another passage is more confident; the
-            # Answerer uses this flag to report it as a disagreeing source (see Answerer.decide).
-            local = c.features.get("span_logit", 0.0) - c.features.get("window_null_logit", 0.0)
-            feats = {**x, "kind": kind, "local_answer": 1.0 if local > 0 else 0.0}
+            feats = {**x, "kind": kind}
             scored.append(SpanCandidate(c.doc_id, c.start, c.end, c.text, s, c.passage, feats))
         scored.sort(key=lambda c: -c.score)
         scored = scored[: self.top_n]

@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -256,13 +257,13 @@ class NeuralReader:
         # The global top_n, plus each passage's best few: one softmax over all windows lets one
         # confident passage crowd the others out, and a later stage (fusion, the alternatives of
         # a disagreement) needs to see what every passage would answer.
-        keep, per_passage = cands[: self.top_n], {}
+        keep = cands[: self.top_n]
+        per_passage = Counter((c.passage.doc_id, c.passage.start) for c in keep)
         for c in cands[self.top_n:]:
             key = (c.passage.doc_id, c.passage.start)
-            n = per_passage.get(key, sum(1 for k in keep if (k.passage.doc_id, k.passage.start) == key))
-            if n < self.per_passage:
+            if per_passage[key] < self.per_passage:
                 keep.append(c)
-            per_passage[key] = n + 1
+                per_passage[key] += 1
         return ReaderOutput(candidates=keep, no_answer=min(max(no_answer, 0.0), 1.0))
 
 

@@ -34,7 +34,7 @@ def open_store(version: Path, manifest: dict[str, Any], chunks, index_dir: Path)
     """The store a version's manifest names."""
     entry = manifest.get("vector_store") or {"kind": "faiss"}
     if entry.get("kind", "faiss") == "faiss":
-        return FaissStore.open(version, manifest.get("faiss", {}), chunks)
+        return FaissStore.open(version, manifest.get("faiss", {}), chunks, int(manifest["dimension"]), index_dir)
     if entry.get("kind") == "milvus":
         from .milvus_store import MilvusStore
 
@@ -45,10 +45,25 @@ def open_store(version: Path, manifest: dict[str, Any], chunks, index_dir: Path)
                             f"{rebuild_hint(index_dir)}")
 
 
+def check_store(spec: str, *, connect: bool = False) -> None:
+    """Validate a ``--store`` value before any work: its extra is installed and, with ``connect``,
+    the Milvus it names answers (one-line errors; FAISS needs nothing)."""
+    if store_kind(spec) != "milvus":
+        return
+    from ..errors import need_extra
+
+    need_extra("pymilvus", "the Milvus vector store (--store milvus://...)")
+    if connect:
+        from .milvus_store import connect as connect_milvus
+
+        connect_milvus(spec)
+
+
 def store_uri(manifest: dict[str, Any]) -> str:
     """The ``--store`` value that rebuilds into the same place ('faiss' or the Milvus URI)."""
     entry = manifest.get("vector_store") or {"kind": "faiss"}
     return "faiss" if entry.get("kind", "faiss") == "faiss" else entry["uri"]
 
 
-__all__ = ["VectorStore", "FaissStore", "DEFAULT_STORE", "store_kind", "create_store", "open_store", "store_uri"]
+__all__ = ["VectorStore", "FaissStore", "DEFAULT_STORE", "store_kind", "check_store", "create_store", "open_store",
+           "store_uri"]

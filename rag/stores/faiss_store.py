@@ -16,13 +16,15 @@ class FaissStore:
     kind = "faiss"
 
     def __init__(self, index, spec: dict[str, Any], chunk_ids: Sequence[str] | None = None,
-                 doc_ids: Sequence[str] | None = None) -> None:
+                 doc_ids: Sequence[str] | None = None, chunks: Sequence[Any] | None = None) -> None:
         self.index = index
         self.spec = dict(spec)
         self.dimension = int(index.d)
-        # Needed only by search_ids / delete_document (the retriever works on rows).
+        # Needed only by search_ids / delete_document (the retriever works on rows): given, or
+        # read lazily from ``chunks`` (the version's chunk table).
         self._chunk_ids = list(chunk_ids) if chunk_ids is not None else None
         self._doc_ids = list(doc_ids) if doc_ids is not None else None
+        self._chunks = chunks
 
     # -- creation / opening ---------------------------------------------------------------------
     @classmethod
@@ -30,11 +32,15 @@ class FaissStore:
         return cls(disk.make_faiss_index(np.zeros((0, dimension), dtype=np.float32), spec), spec, [], [])
 
     @classmethod
-    def open(cls, version: Path, spec: dict[str, Any], chunks: Sequence[Any] | None = None) -> "FaissStore":
-        index = disk.read_faiss(version / disk.VECTORS, spec)  # memory-mapped when large
-        st = cls(index, spec)
-        st._chunks = chunks
-        return st
+    def open(cls, version: Path, spec: dict[str, Any], chunks: Sequence[Any], dimension: int,
+             index_dir: Path) -> "FaissStore":
+        """The version's FAISS file (memory-mapped when large), checked against its chunk table."""
+        index = disk.read_faiss(version / disk.VECTORS, spec)
+        if index.ntotal != len(chunks) or index.d != dimension:
+            raise disk.IndexCorruptError(
+                f"{version} holds {index.ntotal} vectors of dimension {index.d} for {len(chunks)} chunks of "
+                f"dimension {dimension}: {disk.rebuild_hint(index_dir)}")
+        return cls(index, spec, chunks=chunks)
 
     # -- protocol -------------------------------------------------------------------------------
     def add(self, rows: Sequence[int], chunk_ids: Sequence[str], doc_ids: Sequence[str],
@@ -104,7 +110,7 @@ class FaissStore:
         return self._doc_ids
 
     def _load_ids(self) -> None:
-        chunks = getattr(self, "_chunks", None)
+        chunks = self._chunks
         if chunks is None:
             raise ValueError("this FaissStore was opened without its chunk table: chunk ids are unknown")
         self._chunk_ids = [c.chunk_id for c in chunks]

@@ -103,6 +103,11 @@ def _client(target: MilvusTarget):
         return c
 
 
+def connect(spec: str) -> None:
+    """Open (and cache) the client for ``spec``: raises StoreError when Milvus cannot be reached."""
+    _client(parse_milvus_uri(spec))
+
+
 def close_clients() -> None:
     """Close every cached client (tests; a long-lived process never needs to)."""
     with _clients_lock:
