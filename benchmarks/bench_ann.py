@@ -9,7 +9,8 @@ Times are single-query (one question at a time, as `rag ask` runs, on one OpenMP
 rag.retrieval.faiss_search does), median over the 200 queries. HNSW M / efConstruction come from rag.indexing.HNSW_SPEC
 (or --M / --efc); efSearch is swept, and the smallest value with recall@10 >= --target is
 reported. Large HNSW indexes are cached (benchmarks/_common.py CACHE) for bench_latency.py.
-``--structured`` adds a low-rank ("embedding-like") data set at the first size.
+``--data`` picks the data sets built at every size: ``uniform`` (above) and/or ``lowrank``
+(32 latent dimensions + noise, "embedding-like": a sentence encoder's vectors have structure).
 """
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ def single_query_times(index, queries: np.ndarray, k: int = 10) -> tuple[list[fl
         times.append(time.perf_counter() - t)
         rows.append(r[0])
     return times, np.array(rows)
+
+
+def lowrank_vectors(n: int, seed: int, rank: int = 32) -> np.ndarray:
+    """Unit vectors near a random ``rank``-dimensional subspace (noise norm ~0.3 of the signal)."""
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((rank, DIM)).astype(np.float32)
+    z = rng.standard_normal((n, rank)).astype(np.float32)
+    return unit(z @ basis + 0.3 * np.sqrt(rank) * rng.standard_normal((n, DIM)).astype(np.float32))
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
@@ -92,7 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--M", type=int, default=HNSW_SPEC["M"])
     ap.add_argument("--efc", type=int, default=HNSW_SPEC["efConstruction"])
     ap.add_argument("--target", type=float, default=0.95)
-    ap.add_argument("--structured", action="store_true", help="also a low-rank data set at the first size")
+    ap.add_argument("--data", default="uniform,lowrank",
+                    help="comma-separated data sets built at every size: uniform, lowrank (default both)")
     ap.add_argument("--real", default=None, metavar="INDEX",
                     help="also an index's real MiniLM vectors, queried with the gold questions encoded")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ann.json"))
@@ -105,16 +115,16 @@ def main(argv=None) -> int:
     print(machine())
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads; d={DIM}; 200 perturbed queries; "
           f"target recall@10 >= {a.target}")
+    kinds = [k.strip() for k in a.data.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - {"uniform", "lowrank"})
+    if unknown:
+        ap.error(f"--data {','.join(unknown)}: unknown data set; use uniform and/or lowrank")
     results = []
     for n in sizes:
-        results.append(run_size(n, random_vectors(n, seed=0), spec, efs, a.target, "uniform-s0"))
-    if a.structured:
-        n = sizes[0]
-        rng = np.random.default_rng(7)
-        basis = rng.standard_normal((32, DIM)).astype(np.float32)
-        z = rng.standard_normal((n, 32)).astype(np.float32)
-        x = unit(z @ basis + 0.3 * np.sqrt(32) * rng.standard_normal((n, DIM)).astype(np.float32))
-        results.append(run_size(n, x, spec, efs, a.target, "lowrank32-s7"))
+        if "uniform" in kinds:
+            results.append(run_size(n, random_vectors(n, seed=0), spec, efs, a.target, "uniform-s0"))
+        if "lowrank" in kinds:
+            results.append(run_size(n, lowrank_vectors(n, seed=7), spec, efs, a.target, "lowrank32-s7"))
     if a.real:
         from rag.embedding import Embedder
         from rag.indexing import open_index
@@ -137,7 +147,7 @@ def main(argv=None) -> int:
         emb.encode([q])
         enc.append(time.perf_counter() - t)
     enc_ms = statistics.median(enc) * 1000
-    uni = [r for r in results if r["data"].startswith("uniform")]
+    uni = [r for r in results if not r["data"].startswith("real")]
     ns = np.array([r["n"] for r in uni], dtype=float)
     ts = np.array([r["exact_p50_ms"] for r in uni])
     slope = float(ns @ ts / (ns @ ns))  # ms per vector
