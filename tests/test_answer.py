@@ -122,3 +122,24 @@ def test_unknown_reader_refused(seed_index, embedder):
     qa = rag.load(seed_index, embedder=embedder, reader="no-such-reader")
     with pytest.raises(rag.InputError, match="neither 'features'"):
         qa.ask("Who?")
+
+
+def test_calibration_is_fitted_on_the_raw_score(seed_index, embedder):
+    """calibrate_on_dev replaces the loaded calibration, it never stacks on it: a qa loaded with
+    some other calibrator gives the same fit as one with none (the shipped settings depend on it)."""
+    from rag.answer import Calibrator
+    from rag.readers.tuning import calibrate_on_dev
+
+    gold = [json.loads(line) for line in open(SEEDS.parent / "evals" / "gold.jsonl", encoding="utf-8")]
+    dev = [g for g in gold if g["split"] == "dev"][:30]
+    qa = rag.load(seed_index, embedder=embedder, reader="features")
+    qa.answerer.calibrator = Calibrator(3.0, 1.5, identity=False)
+    cal_a, th_a, _ = calibrate_on_dev(qa, dev)
+    qa.answerer.calibrator = Calibrator()
+    cal_b, th_b, _ = calibrate_on_dev(qa, dev)
+    assert cal_a.to_dict() == pytest.approx(cal_b.to_dict()) and th_a == pytest.approx(th_b)
+    # and the fitted map is what the answerer then applies to the raw score
+    qa.answerer.calibrator = cal_b
+    raw = Answerer(qa.retriever, qa.answerer.reader).answer_many([dev[0]["question"]], k=qa.k, mode=qa.mode,
+                                                                  threshold=0.0)[0].score
+    assert qa.ask_many([dev[0]["question"]], threshold=0.0)[0].score == pytest.approx(cal_b(raw))

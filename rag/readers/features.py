@@ -127,8 +127,12 @@ def _expected_types(question: str) -> tuple[str, frozenset[str], str | None]:
 
 @lru_cache(maxsize=1024)
 def _parse(question: str):
-    """The spaCy parse of a (normalised) question, computed once per question."""
-    return get_nlp()(question)
+    """The spaCy parse of a (normalised) question, computed once per question.
+
+    Without the entity recogniser: nothing reads a question's entities, and skipping it halves
+    the parse time (tags, lemmas and dependencies are identical; checked on the gold questions).
+    """
+    return get_nlp()(question, disable=["ner"])
 
 
 def _target_noun(question: str) -> str | None:

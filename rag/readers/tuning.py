@@ -36,6 +36,9 @@ def calibrate_on_dev(qa, dev: list[dict]):
     from ..answer import Calibrator
     from ..evaluation import best_thresholds, f1_score, max_over_golds
 
+    # Fit on the reader's raw score: ``qa`` was loaded with the calibration in the settings file
+    # (the previous fit's), and the new calibrator replaces it, it does not stack on it.
+    qa.answerer.calibrator = Calibrator()
     answers = qa.ask_many([g["question"] for g in dev], threshold=0.0)
     raw = np.array([x.score if x.text is not None else 0.0 for x in answers])
     correct = np.array([max_over_golds(f1_score, x.text, g["answers"]) >= 0.5 if g["answerable"] else False
@@ -55,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
         python -m rag.readers.tuning neural --out rag/models/neural_settings.json
 
-    For readers without weights of their own to fit (the neural reader): Platt scaling of its
-    best-answer score and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
+    For readers without weights of their own to fit (the neural reader), or to recalibrate a
+    fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
+    and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
     """
     import argparse
     import json
@@ -84,15 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         rag.build_index(a.docs, tmp, embedder=emb)
         kwargs = {"k": a.k} if a.k else {}
         qa = rag.load(tmp, embedder=emb, reader=a.reader, **kwargs)
-        from ..answer import Calibrator
-
-        qa.answerer.calibrator = Calibrator()  # fit on the raw score, not on a previous calibration
         calibrator, threshold, best = calibrate_on_dev(qa, dev)
     name = qa.answerer.reader.name
-    settings = {"reader": name, "calibration": calibrator.to_dict(), "threshold": threshold,
-                "fitted_on": {"gold": "dev split", "questions": len(dev)}, "dev_best_f1": best["best_f1"],
-                "command": "python -m rag.readers.tuning " + " ".join(argv if argv is not None else sys.argv[1:]),
-                "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}
+    command = "python -m rag.readers.tuning " + " ".join(argv if argv is not None else sys.argv[1:])
+    # A reader with fitted weights (features, fused) keeps them and their provenance: only the
+    # calibration and the threshold are replaced.
+    from ..answer import load_reader_settings
+
+    settings = dict(load_reader_settings(name)) or {"reader": name, "command": command}
+    settings.update({"calibration": calibrator.to_dict(), "threshold": threshold, "dev_best_f1": best["best_f1"],
+                     "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
+                                       "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
     Path(a.out).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {a.out}: threshold {threshold:.3f}, gold dev best F1 {best['best_f1']:.3f}", file=sys.stderr)
     return 0
