@@ -196,7 +196,8 @@ def format_answer(ans) -> str:
     """The answer as a person reads it in a terminal: span marked in its evidence, sources listed."""
     lines = []
     if ans.text is None:
-        lines.append(f"Not in these articles (confidence {ans.score:.2f}). Closest passages:")
+        why = f": {ans.reason}" if ans.reason else ""
+        lines.append(f"Not in these articles{why} (confidence {ans.score:.2f}). Closest passages:")
     else:
         lines.append(f"Answer: {ans.text}   (confidence {ans.score:.2f})")
         ev = ans.evidence

@@ -76,6 +76,17 @@ class LexicalIndex:
     def size(self) -> int:
         return int(self._bm25.scores["num_docs"])
 
+    def knows(self, word: str) -> bool:
+        """Whether the indexed text holds ``word`` (after tokenisation; a hyphenated word is known
+        when the whole or each of its parts is: "Turkish-Russian")."""
+        toks = tokenize(word)
+        if not toks:
+            return True
+        if toks[0] in self._vocab:
+            return True
+        parts = toks[1:] if "-" in toks[0] else toks
+        return bool(parts) and all(t in self._vocab for t in parts)
+
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (rows, scores), best first; rows with a zero score are left out."""
         toks = [t for t in tokenize(query) if t in self._vocab]

@@ -106,6 +106,7 @@ class Answer:
     alternatives: list["Answer"] = field(default_factory=list)
     question: str = ""
     reader: str = ""
+    reason: str | None = None  # why it abstained when that is known (e.g. an unknown name)
 
     @property
     def abstained(self) -> bool:
@@ -123,6 +124,7 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "alternatives": [a.to_dict() for a in self.alternatives],
             "reader": self.reader,
+            "reason": self.reason,
         }
 
     @classmethod
@@ -133,7 +135,7 @@ class Answer:
             evidence=Passage.from_dict(d["evidence"]) if d.get("evidence") else None,
             citations=[Passage.from_dict(c) for c in d.get("citations", [])],
             alternatives=[Answer.from_dict(a) for a in d.get("alternatives", [])],
-            question=d.get("question", ""), reader=d.get("reader", ""),
+            question=d.get("question", ""), reader=d.get("reader", ""), reason=d.get("reason"),
         )
 
 

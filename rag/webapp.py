@@ -412,7 +412,8 @@ def render_reply(ans: Answer, lookup: Callable[[str], tuple[Document, str] | Non
     numbered = _numbered(ans)
     parts = ['<div class="rag-reply">']
     if ans.text is None:
-        parts.append(f'<div class="rag-abstain"><strong>Not in these articles.</strong> '
+        why = f" {esc(ans.reason[:1].upper() + ans.reason[1:])}." if ans.reason else ""
+        parts.append(f'<div class="rag-abstain"><strong>Not in these articles.</strong>{why} '
                      f'<span class="rag-conf">confidence {ans.score:.0%}</span></div>')
         parts.append('<p class="rag-sub">The closest passages:</p>' if numbered else
                      '<p class="rag-sub">No passage matched the question.</p>')
