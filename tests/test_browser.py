@@ -117,6 +117,24 @@ def test_ask_shows_answer_and_marked_citation(browser, url, name, width, height)
         page.close()
 
 
+def test_question_about_something_absent_says_why(browser, url):
+    """A question naming something no article mentions: "Not in these articles", the reason, and
+    the closest passages still listed."""
+    page, errors = open_page(browser, url, 1440, 900)
+    try:
+        reply = ask(page, "Which country placed an order for Oshkosh JLTVs?")
+        box = reply.locator(".rag-abstain")
+        assert box.is_visible()
+        text = box.inner_text()
+        assert "Not in these articles." in text and "No article mentions 'Oshkosh', 'JLTVs'." in text, text
+        assert reply.locator(".rag-answer").count() == 0
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "chat-abstain.png"))
+        assert errors == []
+    finally:
+        page.close()
+
+
 def test_hostile_article_renders_as_plain_text(browser, url):
     page, errors = open_page(browser, url, 1000, 900)
     try:
