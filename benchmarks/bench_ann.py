@@ -147,9 +147,9 @@ def main(argv=None) -> int:
         emb.encode([q])
         enc.append(time.perf_counter() - t)
     enc_ms = statistics.median(enc) * 1000
-    uni = [r for r in results if not r["data"].startswith("real")]
-    ns = np.array([r["n"] for r in uni], dtype=float)
-    ts = np.array([r["exact_p50_ms"] for r in uni])
+    synth = [r for r in results if not r["data"].startswith("real")]
+    ns = np.array([r["n"] for r in synth], dtype=float)
+    ts = np.array([r["exact_p50_ms"] for r in synth])
     slope = float(ns @ ts / (ns @ ns))  # ms per vector
     crossover = enc_ms / slope
     print(f"\none question encode: p50 {enc_ms:.2f} ms; exact search ~{slope * 1e6:.2f} ms per million vectors "

@@ -80,12 +80,10 @@ class LexicalIndex:
         """Whether the indexed text holds ``word`` (after tokenisation; a hyphenated word is known
         when the whole or each of its parts is: "Turkish-Russian")."""
         toks = tokenize(word)
-        if not toks:
+        if not toks or toks[0] in self._vocab:
             return True
-        if toks[0] in self._vocab:
-            return True
-        parts = toks[1:] if "-" in toks[0] else toks
-        return bool(parts) and all(t in self._vocab for t in parts)
+        # tokenize gives a hyphenated word whole, then its parts
+        return "-" in toks[0] and len(toks) > 1 and all(t in self._vocab for t in toks[1:])
 
     def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (rows, scores), best first; rows with a zero score are left out."""
