@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
 
 from .schema import Document
 from .sentences import split_sentences
@@ -77,6 +76,64 @@ def analyze_document(doc: Document) -> list[Sentence]:
     return analyze_spans([(doc.source[s:e], s) for s, e in spans], doc.doc_id)
 
 
+def analyze_documents(documents: list[Document]) -> dict[str, list[dict[str, Any]]]:
+    """Stored sentence rows (see ``sentence_to_row``) of every document, by document id."""
+    return {d.doc_id: [sentence_to_row(s) for s in analyze_document(d)] for d in documents}
+
+
+# Below this many characters, analysing in this process is quicker than starting a worker
+# (a fresh interpreter that imports spaCy and loads the pipeline: ~2 s).
+BACKGROUND_MIN_CHARS = 200_000
+
+
+class AnalysisJob:
+    """``analyze_documents`` running beside the caller, collected with ``result()``.
+
+    spaCy is single-threaded Python-heavy work; in a worker process it runs while the encoder
+    works in this one. Small jobs run in this process, when ``result()`` is called.
+    """
+
+    def __init__(self, documents: list[Document], background: bool | None = None) -> None:
+        self.documents = list(documents)
+        if background is None:
+            background = sum(len(d.source) for d in self.documents) >= BACKGROUND_MIN_CHARS
+        self._pool = self._future = None
+        if background and self.documents:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: forking a process whose torch/OpenMP threads are running can hang.
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._future = self._pool.submit(analyze_documents, self.documents)
+
+    @property
+    def running(self) -> bool:
+        """True while a background worker is still analysing."""
+        return self._future is not None and not self._future.done()
+
+    def result(self) -> dict[str, list[dict[str, Any]]]:
+        if self._future is not None:
+            return self._future.result()
+        return analyze_documents(self.documents)
+
+    def close(self) -> None:
+        """Stop the worker (a failed build does not wait for it)."""
+        if self._pool is None:
+            return
+        if self._future.done():
+            self._pool.shutdown(wait=True)
+        else:
+            procs = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
+        self._pool = self._future = None
+
+
+def start_analysis(documents: list[Document], background: bool | None = None) -> AnalysisJob:
+    return AnalysisJob(documents, background)
+
+
 def sentence_to_row(s: Sentence) -> dict[str, Any]:
     return {
         "s": s.start, "e": s.end, "x": s.text,
@@ -94,7 +151,3 @@ def sentence_from_row(doc_id: str, r: dict[str, Any], row: int) -> Sentence:
     return Sentence(doc_id, base, r["e"], source_text, toks,
                     tuple((base + a, base + b, lab) for a, b, lab in r["ents"]),
                     tuple((base + a, base + b) for a, b in r["nc"]), row)
-
-
-def encode_sentences(embedder, sentences: list[Sentence]) -> np.ndarray:
-    return embedder.encode([s.text for s in sentences])

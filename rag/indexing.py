@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,14 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .analysis import Sentence, analyze_document, sentence_from_row, sentence_to_row
+from .analysis import Sentence, sentence_from_row, start_analysis
 from .chunking import ChunkerSettings, chunk_document
 from .documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, load_documents, read_source
 from .embedding import Embedder
 from .errors import IndexMismatchError, StoreError
 from .lexical import LexicalIndex
 from .schema import Chunk, Document, IndexInfo
+from .sentences import split_sentences
 from .stores import VectorStore, check_store, create_store, open_store, store_kind, store_uri
 
 # Exact search below this many chunks, HNSW above. Measured (benchmarks/README.md, 2-core AMD
@@ -283,15 +285,24 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
             kept = [i for i, r in enumerate(reuse_rows) if r >= 0]
             if kept:
                 vectors[kept] = previous.store.vectors([reuse_rows[i] for i in kept])
-        texts = {i: embed_text(chunks[i]) for i in to_encode}
-        # Longest first, so each batch holds texts of about one length: less padding than the
-        # document order (the encoder sorts only within one call). Measured in bench_index.py.
-        order = sorted(to_encode, key=lambda i: -len(texts[i]))
-        batch = max(embedder.batch_size * 4, 256)
-        for b in range(0, len(order), batch):
-            tell("embedding chunks", b, len(order))
-            rows = order[b:b + batch]
-            vectors[rows] = embedder.encode([texts[i] for i in rows])
+        # The feature reader's sentence analyses (spaCy) run in a worker process while this one
+        # encodes the chunks and then the sentences (their texts are known before the parse).
+        to_analyse = [d for d in documents if force or not _reusable_analysis(previous, d.doc_id, unchanged)] \
+            if analyze else []
+        sentences = _body_sentences(to_analyse)
+        job = start_analysis(to_analyse)
+        try:
+            _encode_all(embedder, [embed_text(chunks[i]) for i in to_encode], vectors, to_encode,
+                        "embedding chunks", tell, job)
+            sent_matrix = np.zeros((len(sentences), embedder.dimension), dtype=np.float32)
+            _encode_all(embedder, [t for _, _, t in sentences], sent_matrix, list(range(len(sentences))),
+                        "embedding sentences", tell, job)
+            if to_analyse:
+                tell("analysing sentences", 0, len(to_analyse))
+            analysed = job.result()
+        finally:
+            job.close()
+        sent_vecs = {(doc_id, start): sent_matrix[i] for i, (doc_id, start, _) in enumerate(sentences)}
         n_encoded = len(to_encode) + sum(len(v) for _, v in fresh_vecs)
         tell("embedding chunks", n_encoded, n_encoded)
         tell("writing index", 0, 0)
@@ -328,7 +339,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
                 store.BM25_DIR: lexical.save,
             }
             if analyze:
-                rows, svecs = _analyses(documents, unchanged if not force else set(), previous, embedder, tell)
+                rows, svecs = _analyses(documents, analysed, previous, sent_vecs, embedder, tell)
                 writers[store.ANALYSIS] = store.write_jsonl(rows)
                 writers[store.SENTENCE_VECTORS] = lambda path: np.save(path, svecs, allow_pickle=False)
             store.write_version(index_dir, manifest, writers)
@@ -385,40 +396,99 @@ def _settings(embedder: Embedder, chunker: ChunkerSettings, docs_dir: Path, anal
             "analysis": analyze, "docs_dir": str(docs_dir.resolve())}
 
 
-def _analyses(documents: list[Document], unchanged: set[str], previous: OpenIndex | None, embedder: Embedder,
+def _reusable_analysis(previous: OpenIndex | None, doc_id: str, unchanged: set[str]) -> bool:
+    """True when the live index's analyses and sentence vectors of an unchanged article can be kept."""
+    return (previous is not None and doc_id in unchanged and previous.has_analysis
+            and doc_id in previous.analysis_rows())
+
+
+def _body_sentences(documents: list[Document]) -> list[tuple[str, int, str]]:
+    """(doc_id, start, text) of every body sentence: the sentences ``analyze_document`` analyses."""
+    return [(d.doc_id, s, d.source[s:e]) for d in documents for a, b in d.segments
+            for s, e in split_sentences(d.source, a, b)]
+
+
+def _encode_all(embedder: Embedder, texts: list[str], out: np.ndarray, rows: list[int], stage: str,
+                tell: Progress, job=None) -> None:
+    """Encode ``texts`` into ``out[rows]``, longest first, leaving a core to ``job`` while it runs.
+
+    Longest first, so each batch holds texts of about one length: less padding than the document
+    order (the encoder sorts only within one call). Measured in bench_index.py.
+    """
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    batch = max(embedder.batch_size * 4, 256)
+    b = 0
+    while b < len(order):
+        tell(stage, b, len(order))
+        sharing = job is not None and job.running
+        # Small batches while the worker runs, so the encoder takes both cores back soon after.
+        part = order[b:b + (embedder.batch_size if sharing else batch)]
+        b += len(part)
+        with _cores_shared(sharing):
+            out[[rows[i] for i in part]] = embedder.encode([texts[i] for i in part])
+
+
+@contextmanager
+def _cores_shared(sharing: bool):
+    """One torch thread fewer while a spaCy worker runs beside the encoder.
+
+    Three busy threads on two cores make torch's thread pool wait on a descheduled thread; on this
+    2-core machine one encoder thread has 0.57x the throughput of two, and a core to itself lets
+    the worker finish sooner (benchmarks/bench_index.py measures the effect).
+    """
+    threads = 0
+    if sharing:
+        import torch
+
+        threads = torch.get_num_threads()
+        if threads > 1:
+            torch.set_num_threads(threads - 1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            import torch
+
+            torch.set_num_threads(threads)
+
+
+def _analyses(documents: list[Document], analysed: dict[str, list[dict[str, Any]]], previous: OpenIndex | None,
+              sent_vecs: dict[tuple[str, int], np.ndarray], embedder: Embedder,
               tell: Progress) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Sentence analyses and vectors for every document, reusing the previous index's where unchanged."""
+    """Sentence analyses and vectors for every document, in document order.
+
+    ``analysed`` holds the new analyses (sentence rows) by article; every other article keeps the
+    live index's. New sentences take their vector from ``sent_vecs`` (by article and start
+    offset, encoded beside the parse); a sentence missing there is encoded here.
+    """
     prev_rows = previous.analysis_rows() if previous is not None and previous.has_analysis else {}
     prev_vecs = previous.sentence_vectors() if prev_rows else None
     rows_out: list[dict[str, Any]] = []
     reused: list[tuple[int, int]] = []  # (new row, previous row)
-    fresh: list[tuple[int, str]] = []  # (new row, sentence text) to encode
+    fresh: list[tuple[int, np.ndarray]] = []  # (new row, vector encoded beside the parse)
+    alone: list[tuple[int, str]] = []  # (new row, sentence text) to encode on its own
     next_row = 0
-    for n, doc in enumerate(documents):
-        tell("analysing sentences", n, len(documents))
-        if doc.doc_id in unchanged and doc.doc_id in prev_rows:
-            sents = [dict(r) for r in prev_rows[doc.doc_id]]
-            for r in sents:
+    for doc in documents:
+        new = doc.doc_id in analysed
+        sents = [dict(r) for r in (analysed[doc.doc_id] if new else prev_rows[doc.doc_id])]
+        for r in sents:
+            if not new:
                 reused.append((next_row, r["row"]))
-                r["row"] = next_row
-                next_row += 1
-        else:
-            sents = [sentence_to_row(s) for s in analyze_document(doc)]
-            for r in sents:
-                fresh.append((next_row, r["x"]))
-                r["row"] = next_row
-                next_row += 1
+            elif (doc.doc_id, r["s"]) in sent_vecs:
+                fresh.append((next_row, sent_vecs[(doc.doc_id, r["s"])]))
+            else:
+                alone.append((next_row, r["x"]))
+            r["row"] = next_row
+            next_row += 1
         rows_out.append({"doc_id": doc.doc_id, "sentences": sents})
-    tell("analysing sentences", len(documents), len(documents))
     svecs = np.zeros((next_row, embedder.dimension), dtype=np.float32)
     if reused:
         svecs[[a for a, _ in reused]] = prev_vecs[[b for _, b in reused]]
-    fresh.sort(key=lambda rt: -len(rt[1]))  # batches of one length: less padding
-    batch = max(embedder.batch_size * 4, 256)
-    for b in range(0, len(fresh), batch):  # one batched encode for all new sentences
-        tell("embedding sentences", b, len(fresh))
-        part = fresh[b:b + batch]
-        svecs[[r for r, _ in part]] = embedder.encode([t for _, t in part])
+    if fresh:
+        svecs[[a for a, _ in fresh]] = np.stack([v for _, v in fresh])
+    if alone:
+        tell("embedding sentences", 0, len(alone))
+        svecs[[a for a, _ in alone]] = embedder.encode([t for _, t in alone])
     return rows_out, svecs
 
 

@@ -181,7 +181,7 @@ def test_folder_of_only_unusable_files_names_the_reasons(tmp_path):
 _KILL = r"""
 import sys, time
 sys.path.insert(0, {tests!r})
-import rag, rag.indexing
+import rag, rag.analysis
 from rag import store
 from conftest import FakeEmbedder
 stage, docs, idx = sys.argv[1:4]
@@ -189,7 +189,7 @@ def pause(*a, **k):
     print("READY", flush=True)
     time.sleep(120)
 if stage == "analysis":
-    rag.indexing.analyze_document = pause
+    rag.analysis.analyze_document = pause
 elif stage == "gc":
     store.collect_garbage = pause
 rag.build_index(docs, idx, embedder=FakeEmbedder(), force=True, analyze=stage == "analysis")

@@ -1,0 +1,61 @@
+"""Sentence vectors and spaCy analyses at index time: the parse runs in a worker beside the encoder."""
+import numpy as np
+
+import rag
+from rag import indexing
+from rag.analysis import AnalysisJob, analyze_documents
+from rag.documents import load_documents
+from rag.indexing import open_index
+
+
+def test_build_stores_each_sentence_encoded_on_its_own(seeds_copy, tmp_path, embedder):
+    rag.build_index(seeds_copy, tmp_path / "idx", embedder=embedder)
+    idx = open_index(tmp_path / "idx")
+    sents = [s for doc_id in idx.documents for s in idx.sentences(doc_id)]
+    svecs = idx.sentence_vectors()
+    assert len(sents) == len(svecs) > 50 and sorted(s.row for s in sents) == list(range(len(svecs)))
+    # Row by row what the encoder gives for the sentence alone (the feature reader was fitted on that).
+    alone = embedder.encode([s.text for s in sents])
+    assert np.allclose(svecs[[s.row for s in sents]], alone, atol=1e-4)
+
+
+def test_worker_analysis_is_used_in_a_build(seeds_copy, tmp_path, fake_embedder, monkeypatch):
+    started = []
+    real = indexing.start_analysis
+
+    def spy(documents, background=None):
+        job = real(documents, background=True)  # the seeds are small: force the worker
+        started.append(job)
+        return job
+
+    monkeypatch.setattr(indexing, "start_analysis", spy)
+    rag.build_index(seeds_copy, tmp_path / "idx", embedder=fake_embedder)
+    assert len(started) == 1 and len(started[0].documents) == 5 and started[0]._pool is None  # closed
+    in_process = analyze_documents(load_documents(seeds_copy)[0])
+    idx = open_index(tmp_path / "idx")
+    assert {d: [{k: v for k, v in r.items() if k != "row"} for r in rows]
+            for d, rows in idx.analysis_rows().items()} == in_process
+
+
+def test_background_analysis_equals_in_process():
+    docs, _ = load_documents("seeds")
+    docs = docs[:2]
+    job = AnalysisJob(docs, background=True)
+    try:
+        assert job.result() == analyze_documents(docs)
+    finally:
+        job.close()
+    assert job._pool is None and not job.running
+    small = AnalysisJob(docs)  # small jobs run here, when asked for
+    assert small._pool is None and small.result() == analyze_documents(docs)
+
+
+def test_encoder_leaves_a_core_to_the_worker_and_takes_it_back():
+    import torch
+
+    before = torch.get_num_threads()
+    with indexing._cores_shared(True):
+        assert torch.get_num_threads() == max(1, before - 1)
+    assert torch.get_num_threads() == before
+    with indexing._cores_shared(False):
+        assert torch.get_num_threads() == before
