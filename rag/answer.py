@@ -35,17 +35,49 @@ def unknown_names(question: str, lexical) -> list[str]:
     A question about "Oshkosh JLTVs" or "Malaysia" when no article body mentions them is not in
     these articles, whatever a reader finds (the page chrome that mentions them is never indexed).
     Checked against the lexical index's vocabulary (``LexicalIndex.knows``), so it costs a few
-    dictionary look-ups. The price: a name the articles only paraphrase ("the Kremlin" for
-    Moscow) also abstains.
+    dictionary look-ups. A name whose other name is known counts as known (``rag.aliases``: "the
+    Kremlin" when the articles say Moscow); the price is that a name the articles only paraphrase
+    in some other way still abstains.
     """
+    from .aliases import aliases_of
     from .lexical import normalize_text
 
+    words = [m.group().strip("'-") for m in _WORD.finditer(normalize_text(question))]
+    # A name is known when one of its other names is ("the Kremlin" when the articles say Moscow).
+    known_as: set[int] = set()
+    for n in (2, 1):
+        for i in range(len(words) - n + 1):
+            if any(lexical.knows(a) for alias in aliases_of(" ".join(words[i:i + n])) for a in alias.split()):
+                known_as.update(range(i, i + n))
     out: list[str] = []
-    for w in [m.group() for m in _WORD.finditer(normalize_text(question))][1:]:
-        w = w.strip("'-")
+    for i, w in enumerate(words):
+        if i == 0 or i in known_as:
+            continue
         if w[:1].isupper() and w not in out and not lexical.knows(w):
             out.append(w)
     return out
+
+
+_HOW_MANY = re.compile(r"\bhow many\b", re.I)
+_COUNT = re.compile(
+    r"(?<![\w-])\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|"
+    r"ninety|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|several|few|many|multiple|numerous|"
+    r"half|single|once|twice|thrice|both|all|none|zero|majority|minority|countless|couple)\b", re.I)
+
+
+def expects_count(question: str) -> bool:
+    """A "how many" question: answered by a count, never by a name or a phrase without one."""
+    return bool(_HOW_MANY.search(question))
+
+
+def has_count(text: str) -> bool:
+    """True when ``text`` states a number: digits (not those of a name like "S-400") or a number word.
+
+    Of the 1,587 answered "how many" questions in the SQuAD pool, 8 have no answer with one
+    ("unmanned", "letters", "third", "a number of years", ...).
+    """
+    return bool(_COUNT.search(text))
 
 
 def normalize(text: str) -> str:
@@ -191,6 +223,13 @@ class Answerer:
         name = self.reader.name
         if not groups:
             return Answer(text=None, score=1.0, citations=passages, question=question, reader=name)
+        if expects_count(question):
+            counts = [g for g in groups if has_count(g.best.text)]
+            if not counts:
+                return Answer(text=None, score=1.0 - self.calibrator(groups[0].score), citations=passages,
+                              question=question, reader=name,
+                              reason="no number in the passages answers this 'how many' question")
+            groups = counts
         best = groups[0]
         score = self.calibrator(best.score)
         if score < threshold:

@@ -85,7 +85,11 @@ class Retriever:
         return [[(int(r), float(s)) for r, s in zip(rr, ss) if r >= 0] for rr, ss in zip(rows, scores)]
 
     def lexical(self, question: str, k: int) -> list[tuple[int, float]]:
-        rows, scores = self.index.lexical.search(question, k)
+        """BM25 over the question plus its words' other spellings ("defence" -> "defense")."""
+        from .aliases import expansions
+
+        extra = expansions(question, names=False)
+        rows, scores = self.index.lexical.search(" ".join([question, *extra]) if extra else question, k)
         return [(int(r), float(s)) for r, s in zip(rows, scores)]
 
     def fuse(self, *rankings: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
