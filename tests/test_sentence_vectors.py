@@ -98,3 +98,29 @@ def test_failed_worker_says_what_to_do(monkeypatch, tmp_path):
         job.result()
     job.close()
     assert job._dir is None and not folder.exists()
+
+
+def test_build_whose_worker_fails_keeps_the_live_index(monkeypatch, tmp_path, seeds_copy, fake_embedder):
+    import sys
+
+    import pytest
+
+    from rag.errors import ModelError
+
+    idx = tmp_path / "idx"
+    rag.build_index(seeds_copy, idx, embedder=fake_embedder)
+    before = open_index(idx)
+    live = (before.version.name, before.analysis_rows())
+    (seeds_copy / "000_58e3d6b70d3dc322.txt").write_text("A changed headline for this test\nFrigates.\n")
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
+    real = indexing.start_analysis
+    monkeypatch.setattr(indexing, "start_analysis", lambda docs, background=None: real(docs, background=True))
+    with pytest.raises(ModelError, match="analysis worker failed"):
+        rag.build_index(seeds_copy, idx, embedder=fake_embedder)
+    now = open_index(idx)
+    assert (now.version.name, now.analysis_rows()) == live
+    monkeypatch.undo()
+    assert rag.build_index(seeds_copy, idx, embedder=fake_embedder).rebuilt  # the lock was released
