@@ -92,6 +92,13 @@ def aliases_of(name: str) -> tuple[str, ...]:
     return alias_table().get(name.strip().lower(), ())
 
 
+def alias_matches(words: list[str]) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(start, end, aliases) for each run of ``words`` that is a known name, two-word names first."""
+    lower = [w.lower() for w in words]
+    return [(i, i + n, found) for n in (2, 1) for i in range(len(lower) - n + 1)
+            if (found := alias_table().get(" ".join(lower[i:i + n]), ()))]
+
+
 def expansions(text: str, *, names: bool = True, spellings: bool = True) -> list[str]:
     """Words ``text`` implies but does not say: aliases of the names in it, other spellings.
 
@@ -109,9 +116,8 @@ def expansions(text: str, *, names: bool = True, spellings: bool = True) -> list
                 out.append(item)
 
     if names:
-        for n in (2, 1):
-            for i in range(len(lower) - n + 1):
-                add(alias_table().get(" ".join(lower[i:i + n]), ()))
+        for _, _, found in alias_matches(words):
+            add(found)
     if spellings:
         spell = spelling_table()
         add(spell[w] for w in lower if w in spell)

@@ -70,10 +70,14 @@ def analyze_spans(texts: list[tuple[str, int]], doc_id: str = "", *, batch_size:
     return out
 
 
+def body_sentence_spans(doc: Document) -> list[tuple[int, int]]:
+    """(start, end) of every body sentence of ``doc``, in order: the sentences that are analysed."""
+    return [(s, e) for seg_s, seg_e in doc.segments for s, e in split_sentences(doc.source, seg_s, seg_e)]
+
+
 def analyze_document(doc: Document) -> list[Sentence]:
     """Every body sentence of ``doc``, analysed."""
-    spans = [(s, e) for seg_s, seg_e in doc.segments for s, e in split_sentences(doc.source, seg_s, seg_e)]
-    return analyze_spans([(doc.source[s:e], s) for s, e in spans], doc.doc_id)
+    return analyze_spans([(doc.source[s:e], s) for s, e in body_sentence_spans(doc)], doc.doc_id)
 
 
 def analyze_documents(documents: list[Document]) -> dict[str, list[dict[str, Any]]]:

@@ -39,16 +39,15 @@ def unknown_names(question: str, lexical) -> list[str]:
     Kremlin" when the articles say Moscow); the price is that a name the articles only paraphrase
     in some other way still abstains.
     """
-    from .aliases import aliases_of
+    from .aliases import alias_matches
     from .lexical import normalize_text
 
     words = [m.group().strip("'-") for m in _WORD.finditer(normalize_text(question))]
     # A name is known when one of its other names is ("the Kremlin" when the articles say Moscow).
     known_as: set[int] = set()
-    for n in (2, 1):
-        for i in range(len(words) - n + 1):
-            if any(lexical.knows(a) for alias in aliases_of(" ".join(words[i:i + n])) for a in alias.split()):
-                known_as.update(range(i, i + n))
+    for start, end, found in alias_matches(words):
+        if any(lexical.knows(a) for alias in found for a in alias.split()):
+            known_as.update(range(start, end))
     out: list[str] = []
     for i, w in enumerate(words):
         if i == 0 or i in known_as:

@@ -12,14 +12,13 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .analysis import Sentence, sentence_from_row, start_analysis
+from .analysis import Sentence, body_sentence_spans, sentence_from_row, start_analysis
 from .chunking import ChunkerSettings, chunk_document
 from .documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, load_documents, read_source
 from .embedding import Embedder
 from .errors import IndexMismatchError, StoreError
 from .lexical import LexicalIndex
 from .schema import Chunk, Document, IndexInfo
-from .sentences import split_sentences
 from .stores import VectorStore, check_store, create_store, open_store, store_kind, store_uri
 
 # Exact search below this many chunks, HNSW above. Measured (benchmarks/README.md, 2-core AMD
@@ -339,7 +338,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
                 store.BM25_DIR: lexical.save,
             }
             if analyze:
-                rows, svecs = _analyses(documents, analysed, previous, sent_vecs, embedder, tell)
+                rows, svecs = _analyses(documents, analysed, previous, sent_vecs, embedder.dimension)
                 writers[store.ANALYSIS] = store.write_jsonl(rows)
                 writers[store.SENTENCE_VECTORS] = lambda path: np.save(path, svecs, allow_pickle=False)
             store.write_version(index_dir, manifest, writers)
@@ -404,8 +403,7 @@ def _reusable_analysis(previous: OpenIndex | None, doc_id: str, unchanged: set[s
 
 def _body_sentences(documents: list[Document]) -> list[tuple[str, int, str]]:
     """(doc_id, start, text) of every body sentence: the sentences ``analyze_document`` analyses."""
-    return [(d.doc_id, s, d.source[s:e]) for d in documents for a, b in d.segments
-            for s, e in split_sentences(d.source, a, b)]
+    return [(d.doc_id, s, d.source[s:e]) for d in documents for s, e in body_sentence_spans(d)]
 
 
 def _encode_all(embedder: Embedder, texts: list[str], out: np.ndarray, rows: list[int], stage: str,
@@ -436,59 +434,50 @@ def _cores_shared(sharing: bool):
     2-core machine one encoder thread has 0.57x the throughput of two, and a core to itself lets
     the worker finish sooner (benchmarks/bench_index.py measures the effect).
     """
-    threads = 0
-    if sharing:
-        import torch
+    if not sharing:
+        yield
+        return
+    import torch
 
-        threads = torch.get_num_threads()
-        if threads > 1:
-            torch.set_num_threads(threads - 1)
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(threads - 1)
     try:
         yield
     finally:
-        if threads > 1:
-            import torch
-
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
 
 
 def _analyses(documents: list[Document], analysed: dict[str, list[dict[str, Any]]], previous: OpenIndex | None,
-              sent_vecs: dict[tuple[str, int], np.ndarray], embedder: Embedder,
-              tell: Progress) -> tuple[list[dict[str, Any]], np.ndarray]:
+              sent_vecs: dict[tuple[str, int], np.ndarray], dimension: int) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Sentence analyses and vectors for every document, in document order.
 
     ``analysed`` holds the new analyses (sentence rows) by article; every other article keeps the
     live index's. New sentences take their vector from ``sent_vecs`` (by article and start
-    offset, encoded beside the parse); a sentence missing there is encoded here.
+    offset, encoded beside the parse from the same ``body_sentence_spans``).
     """
     prev_rows = previous.analysis_rows() if previous is not None and previous.has_analysis else {}
     prev_vecs = previous.sentence_vectors() if prev_rows else None
     rows_out: list[dict[str, Any]] = []
     reused: list[tuple[int, int]] = []  # (new row, previous row)
     fresh: list[tuple[int, np.ndarray]] = []  # (new row, vector encoded beside the parse)
-    alone: list[tuple[int, str]] = []  # (new row, sentence text) to encode on its own
     next_row = 0
     for doc in documents:
         new = doc.doc_id in analysed
         sents = [dict(r) for r in (analysed[doc.doc_id] if new else prev_rows[doc.doc_id])]
         for r in sents:
-            if not new:
-                reused.append((next_row, r["row"]))
-            elif (doc.doc_id, r["s"]) in sent_vecs:
+            if new:
                 fresh.append((next_row, sent_vecs[(doc.doc_id, r["s"])]))
             else:
-                alone.append((next_row, r["x"]))
+                reused.append((next_row, r["row"]))
             r["row"] = next_row
             next_row += 1
         rows_out.append({"doc_id": doc.doc_id, "sentences": sents})
-    svecs = np.zeros((next_row, embedder.dimension), dtype=np.float32)
+    svecs = np.zeros((next_row, dimension), dtype=np.float32)
     if reused:
         svecs[[a for a, _ in reused]] = prev_vecs[[b for _, b in reused]]
     if fresh:
         svecs[[a for a, _ in fresh]] = np.stack([v for _, v in fresh])
-    if alone:
-        tell("embedding sentences", 0, len(alone))
-        svecs[[a for a, _ in alone]] = embedder.encode([t for _, t in alone])
     return rows_out, svecs
 
 
