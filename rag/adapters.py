@@ -1,0 +1,175 @@
+"""Low-rank adapters for an extractive-QA reader: attach (peft LoRA), ship small, merge at load.
+
+A reader trained with LoRA is shipped as its adapter: the low-rank factors ``A`` (r x in) and
+``B`` (out x r) of every adapted Linear layer (attention and feed-forward projections of every
+encoder layer) plus the fully trained QA head, in one fp16 ``adapter.safetensors`` with an
+``adapter.json`` saying which base it belongs to (name and the base weights' sha256), the rank,
+the scaling and the adapted modules. ``load_merged`` rebuilds the base, adds ``scaling * B @ A``
+to each adapted weight (the arithmetic of peft's ``merge_and_unload``) and installs the head, so
+answering runs one plain forward of the base architecture with no peft in the loop.
+
+peft is needed for training only; loading a shipped adapter needs torch, transformers and
+safetensors.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+ADAPTER_FILE = "adapter.safetensors"
+ADAPTER_CONFIG = "adapter.json"
+# Every Linear of every encoder layer: q/k/v/o (MPNet), query/key/value/dense (BERT-style),
+# intermediate and output dense (feed-forward). The QA head (qa_outputs) is trained fully.
+TARGET_REGEX = r".*encoder\.layer\.\d+\..*\.(q|k|v|o|query|key|value|dense)$"
+HEAD = "qa_outputs"
+
+
+def attach_lora(model, *, rank: int, alpha: float | None = None, dropout: float = 0.05):
+    """Wrap ``model`` (an AutoModelForQuestionAnswering) in a peft LoRA model: rank ``rank`` on
+    every attention and feed-forward projection, the QA head trained and saved in full."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ModelError("LoRA training needs peft: bash scripts/setup.sh (or pip install peft)") from None
+    cfg = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else 2 * rank, lora_dropout=dropout,
+                     target_modules=TARGET_REGEX, modules_to_save=[HEAD], bias="none")
+    return get_peft_model(model, cfg)
+
+
+def lora_state(peft_model) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors, config) of a peft LoRA model in this module's plain format: for each adapted
+    module ``M`` the tensors ``M.lora_A`` and ``M.lora_B``, and the head as ``qa_outputs.weight``
+    / ``qa_outputs.bias``; names are those of the base model."""
+    import torch
+
+    cfg = peft_model.peft_config["default"]
+    base = peft_model.get_base_model()
+    tensors: dict[str, torch.Tensor] = {}
+    modules = []
+    for name, mod in base.named_modules():
+        if hasattr(mod, "lora_A") and "default" in getattr(mod, "lora_A", {}):
+            tensors[f"{name}.lora_A"] = mod.lora_A["default"].weight.detach().float().cpu().contiguous()
+            tensors[f"{name}.lora_B"] = mod.lora_B["default"].weight.detach().float().cpu().contiguous()
+            modules.append(name)
+    head = getattr(base, HEAD)
+    head = head.modules_to_save["default"] if hasattr(head, "modules_to_save") else head
+    tensors[f"{HEAD}.weight"] = head.weight.detach().float().cpu().contiguous()
+    tensors[f"{HEAD}.bias"] = head.bias.detach().float().cpu().contiguous()
+    config = {"format": "rag-lora/1", "rank": int(cfg.r), "alpha": float(cfg.lora_alpha),
+              "scaling": float(cfg.lora_alpha) / float(cfg.r), "modules": sorted(modules)}
+    return tensors, config
+
+
+def save_adapter(tensors: dict[str, Any], config: dict[str, Any], out_dir: str | os.PathLike, *,
+                 base: dict[str, Any], dtype: str = "float16") -> Path:
+    """Write ``adapter.safetensors`` (``dtype``) and ``adapter.json`` (with ``base``: name, sha256,
+    how to get it) to ``out_dir``, each through a temp file and a rename."""
+    import torch
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[dtype]
+    tmp = out / (ADAPTER_FILE + ".tmp")
+    save_file({k: v.to(dt).contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, out / ADAPTER_FILE)
+    meta = {**config, "dtype": dtype, "base": base}
+    tmpj = out / (ADAPTER_CONFIG + ".tmp")
+    tmpj.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmpj, out / ADAPTER_CONFIG)
+    return out
+
+
+def is_adapter_folder(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / ADAPTER_CONFIG).is_file() and (Path(folder) / ADAPTER_FILE).is_file()
+
+
+def read_adapter(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        tensors = load_file(str(folder / ADAPTER_FILE))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"the reader adapter in {folder} cannot be read ({e}): reinstall the package or "
+                         f"retrain it with rag train-reader") from None
+    if meta.get("format") != "rag-lora/1":
+        raise ModelError(f"{folder / ADAPTER_CONFIG} is not a rag LoRA adapter (format {meta.get('format')!r})")
+    return tensors, meta
+
+
+def merge_into(model, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Add ``scaling * B @ A`` to every adapted Linear of ``model`` (in place, fp32) and install the
+    QA head. ModelError when a module named by the adapter is missing or has another shape."""
+    import torch
+
+    mods = dict(model.named_modules())
+    scaling = float(meta["scaling"])
+    with torch.no_grad():
+        for name in meta["modules"]:
+            lin = mods.get(name)
+            a, b = tensors.get(f"{name}.lora_A"), tensors.get(f"{name}.lora_B")
+            if lin is None or a is None or b is None:
+                raise ModelError(f"the adapter names {name!r}, which the base model does not have (or its "
+                                 f"factors are missing): the adapter belongs to another base")
+            delta = b.float() @ a.float()
+            if tuple(delta.shape) != tuple(lin.weight.shape):
+                raise ModelError(f"adapter factors of {name!r} give {tuple(delta.shape)}, the base weight is "
+                                 f"{tuple(lin.weight.shape)}: the adapter belongs to another base")
+            lin.weight.add_(delta.to(lin.weight.dtype), alpha=scaling)
+        head = getattr(model, HEAD)
+        head.weight.copy_(tensors[f"{HEAD}.weight"].float())
+        head.bias.copy_(tensors[f"{HEAD}.bias"].float())
+
+
+def base_folder(meta: dict[str, Any]) -> str:
+    """The folder of the adapter's base model (assembled from the installed parts for MPNet)."""
+    from . import encoders
+
+    name = meta.get("base", {}).get("name")
+    if name == encoders.MPNET_NAME:
+        return str(encoders.mpnet_path())
+    if name in ("all-MiniLM-L6-v2", "minilm"):
+        return str(encoders.minilm_path())
+    folder = meta.get("base", {}).get("folder")
+    if folder and Path(folder).is_dir():
+        return folder
+    raise ModelError(f"the adapter's base model {name!r} is not available here: install it or pass the reader "
+                     f"as a full model folder")
+
+
+def load_merged(folder: str | os.PathLike, *, base: str | os.PathLike | None = None):
+    """(tokenizer, model) of the adapter in ``folder`` merged into its base: a plain
+    AutoModelForQuestionAnswering in fp32, in eval mode."""
+    import warnings
+
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    tensors, meta = read_adapter(folder)
+    src = str(base) if base is not None else base_folder(meta)
+    tok = AutoTokenizer.from_pretrained(src, use_fast=True)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "qa_outputs newly initialized": the adapter brings it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForQuestionAnswering.from_pretrained(src).float()
+    finally:
+        hf_logging.set_verbosity(level)
+    merge_into(model, tensors, meta)
+    return tok, model.eval()
+
+
+def adapted_module_names(model) -> list[str]:
+    """The names of the Linear layers ``TARGET_REGEX`` selects in ``model`` (for checks)."""
+    import torch
+
+    rx = re.compile(TARGET_REGEX)
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and rx.fullmatch(n)]
