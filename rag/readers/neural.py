@@ -141,10 +141,15 @@ class NeuralReader:
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
             self.device = device
-            tok = AutoTokenizer.from_pretrained(str(self.model_path), use_fast=True)
+            from .. import adapters
+
+            if adapters.is_adapter_folder(self.model_path):  # a LoRA adapter: merged into its base
+                tok, model = adapters.load_merged(self.model_path)
+            else:
+                tok = AutoTokenizer.from_pretrained(str(self.model_path), use_fast=True)
+                model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path))
             if not getattr(tok, "is_fast", False):
                 raise ValueError("NeuralReader needs a fast tokenizer (offset mapping)")
-            model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_path))
             model = model.float().to(device).eval()  # shipped weights are fp16: compute in fp32
             if self.quantize and device == "cpu":
                 from ..training import quantize_int8
