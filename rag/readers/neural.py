@@ -135,7 +135,7 @@ class NeuralReader:
             import torch
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-            if not (self.model_path / "config.json").exists():
+            if not (self.model_path / "config.json").exists() and not (Path(self.model_path) / "adapter.json").is_file():
                 raise FileNotFoundError(f"no QA model at {self.model_path} (config.json missing)")
             device = self.device
             if device == "auto":

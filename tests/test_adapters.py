@@ -1,0 +1,105 @@
+"""LoRA on a tiny random MPNet: our merge equals peft's merge_and_unload; train, resume, ship, read."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import torch
+
+from rag import adapters, encoders
+
+
+@pytest.fixture(scope="module")
+def tiny_mpnet(tmp_path_factory):
+    from transformers import AutoTokenizer, MPNetConfig, MPNetForQuestionAnswering
+
+    folder = tmp_path_factory.mktemp("tiny-mpnet")
+    base = encoders.mpnet_path()
+    tok = AutoTokenizer.from_pretrained(str(base), use_fast=True)
+    torch.manual_seed(0)
+    cfg = MPNetConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=514)
+    MPNetForQuestionAnswering(cfg).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder
+
+
+def test_merge_matches_peft(tiny_mpnet):
+    from transformers import AutoModelForQuestionAnswering
+
+    names = adapters.adapted_module_names(AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)))
+    model = adapters.attach_lora(AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)), rank=4)
+    assert any(n.endswith(".attn.q") for n in names) and any(n.endswith("intermediate.dense") for n in names)
+    with torch.no_grad():  # lora_B starts at zero: make the adapter do something
+        for n, p in model.named_parameters():
+            if "lora_B" in n or "modules_to_save" in n:
+                p.normal_(0, 0.5)
+    tensors, meta = adapters.lora_state(model)
+    assert meta["modules"] == sorted(names) and len(names) == 2 * 6 and meta["scaling"] == 2.0
+    ids = torch.randint(5, 1000, (2, 12))
+    mine = AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)).eval()
+    adapters.merge_into(mine, tensors, meta)
+    ref = model.merge_and_unload().eval()
+    with torch.no_grad():
+        a, b = mine(input_ids=ids), ref(input_ids=ids)
+    assert torch.allclose(a.start_logits, b.start_logits, atol=1e-5)
+    assert torch.allclose(a.end_logits, b.end_logits, atol=1e-5)
+    plain = AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(input_ids=ids).start_logits, a.start_logits, atol=1e-3)
+
+
+def test_merge_refuses_another_base(tiny_mpnet):
+    from transformers import AutoModelForQuestionAnswering
+
+    from rag.errors import ModelError
+
+    model = adapters.attach_lora(AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)), rank=2)
+    tensors, meta = adapters.lora_state(model)
+    meta = {**meta, "modules": meta["modules"] + ["mpnet.encoder.layer.9.attn.q"]}
+    with pytest.raises(ModelError, match="another base"):
+        adapters.merge_into(AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)), tensors, meta)
+
+
+def _squad(path):
+    ctx = "Ankara bought the S-400 system from Russia in 2017. Deliveries began in July 2019."
+    qas = [{"id": f"q{i}", "question": q, "is_impossible": False,
+            "answers": [{"text": a, "answer_start": ctx.index(a)}]}
+           for i, (q, a) in enumerate([("When did deliveries begin?", "July 2019"),
+                                       ("Who sold the system?", "Russia"),
+                                       ("When was it bought?", "2017")] * 4)]
+    qas.append({"id": "qx", "question": "Who is the mayor?", "is_impossible": True, "answers": []})
+    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": ctx, "qas": qas}]},
+                                        {"title": "D", "paragraphs": [{"context": ctx, "qas": qas[:2]}]}]}
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(data, fh)
+
+
+def test_lora_training_resumes_exports_and_reads(tiny_mpnet, tmp_path):
+    from rag.readers.neural import NeuralReader
+    from rag.schema import Passage
+    from rag.training import export_fp16, train_reader
+
+    data = tmp_path / "tiny.json.gz"
+    _squad(data)
+    out = tmp_path / "run"
+    kw = dict(encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4, lora_rank=4, lr=1e-3,
+              checkpoint_every=2, progress=False, evaluate=False, max_length=64, stride=32)
+    first = train_reader(data, out, max_steps=2, **kw)
+    assert first["finished"] and (out / "checkpoint" / "adapter_model.safetensors").is_file()
+    second = train_reader(data, out, max_steps=4, resume=True, **kw)
+    assert second["step"] == 4 and second["trainable_parameters"] < 60_000
+    starts = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()
+              if '"start"' in line]
+    assert [s["resumed_at_step"] for s in starts] == [0, 2]
+    shipped = export_fp16(out / "final", tmp_path / "shipped")
+    assert adapters.is_adapter_folder(shipped)
+    assert json.loads((shipped / "adapter.json").read_text())["dtype"] == "float16"
+    assert json.loads((shipped / "adapter.json").read_text())["base"]["folder"] == str(tiny_mpnet)
+    reader = NeuralReader(shipped)
+    text = "Deliveries began in July 2019."
+    p = Passage(doc_id="d", start=0, end=len(text), text=text, score=1.0, title="t", chunk_id="c0")
+    res = reader.read("When did deliveries begin?", [p])
+    for c in res.candidates:
+        assert text[c.start:c.end] == c.text
