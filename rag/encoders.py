@@ -71,11 +71,8 @@ def installed_mpnet_parts() -> list[Path]:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def assemble(parts: Sequence[Path], dest: Path, *, sha256: str, name: str = MPNET_NAME) -> Path:
