@@ -9,16 +9,15 @@ runs, when the question names something no indexed article mentions (``unknown_n
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from .readers.base import Reader, ReaderOutput, SpanCandidate
+from .readers.registry import make_reader
+from .readers.settings import load_reader_settings
 from .schema import Answer, Passage
 from .sentences import split_sentences
 
@@ -168,15 +167,6 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def load_reader_settings(name: str) -> dict[str, Any]:
-    """Tuned settings shipped with the package for reader ``name`` ({} when none)."""
-    try:
-        text = resources.files("rag").joinpath("models", f"{name}_settings.json").read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError):
-        return {}
-    return json.loads(text)
-
-
 class Answerer:
     """Turns a question into an Answer with one reader over the QA object's retriever."""
 
@@ -264,61 +254,3 @@ class Answerer:
         return Answer(text=c.text, score=score, doc_id=c.doc_id, start=c.start, end=c.end,
                       evidence=evidence_for(c.passage, c.start, c.end), citations=group.citations(),
                       alternatives=alternatives or [], question=question, reader=reader)
-
-
-DEFAULT_READER = "fused"
-
-
-def default_reader_name() -> str:
-    """The reader ``rag.load`` uses when none is named.
-
-    "fused" (the shipped neural reader, re-scored with the feature reader's signals): on the gold
-    dev split it had the best attainable F1 (0.539 against 0.469 neural and 0.444 features), and
-    it held on the test split (hybrid, k=5, 2026-11-25): overall F1 0.538 against 0.443 neural and
-    0.429 features. "features" answers ~7x faster and abstains more readily (NoAns 0.82 vs 0.59).
-    """
-    return DEFAULT_READER
-
-
-def _shipped_model_present() -> bool:
-    from .readers.neural import default_model_path
-
-    return (default_model_path() / "config.json").is_file()
-
-
-def make_reader(spec: object, qa) -> Reader:
-    """A reader from a name ("features", "neural", "fused"), a model folder path, or an instance."""
-    from .errors import InputError
-
-    if spec is not None and not isinstance(spec, (str, Path)):
-        if isinstance(spec, Reader):
-            return spec
-        raise InputError(f"reader must be 'features', 'neural', 'fused', a model folder or a Reader, got {spec!r}")
-    if spec is None:
-        spec = default_reader_name()
-        if spec in ("neural", "fused") and not _shipped_model_present():
-            spec = "features"  # a build without the trained model still answers
-    if spec == "features":
-        from .readers.features import FeatureReader
-
-        return FeatureReader(qa.index, qa.embedder)
-    if spec in ("neural", "fused"):
-        from .readers.neural import default_model_path
-
-        if not _shipped_model_present():
-            raise InputError(f"reader {spec!r} needs the shipped reader model, which is missing from "
-                             f"{default_model_path()}: reinstall rag, or use reader='features'")
-        if spec == "neural":
-            from .readers.neural import NeuralReader
-
-            return NeuralReader()
-        from .readers.fusion import FusedReader
-
-        return FusedReader(qa.index, qa.embedder)
-    path = Path(spec)
-    if not path.is_dir():
-        raise InputError(f"reader {str(spec)!r} is neither 'features', 'neural', 'fused' nor a model folder on "
-                         "disk: pass a folder holding a transformers question-answering model")
-    from .readers.neural import NeuralReader
-
-    return NeuralReader(path)

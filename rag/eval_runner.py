@@ -572,7 +572,8 @@ def question_row(it: GoldItem, ans: Answer, threshold: float, config: dict[str, 
     cited = ans.citations[0].text if ans.citations and ans.text is not None else None
     return {
         "id": it.id, "question": it.question, "type": it.type, "split": it.split,
-        "answerable": it.answerable, "unanswerable_kind": it.unanswerable_kind, **config,
+        "answerable": it.answerable, "unanswerable_kind": it.unanswerable_kind, "paraphrase": it.paraphrase,
+        **config,
         "prediction": ans.text, "score": raw_score(ans), "thresholded": pred, "gold": golds,
         "gold_doc_ids": list(it.doc_ids),
         "em": max_over_golds(exact_match, pred, golds), "f1": max_over_golds(f1_score, pred, golds),
@@ -725,7 +726,7 @@ def evaluate_config(plan: EvalPlan, setting: Setting, qa: QA, config: dict[str, 
         rows.append(question_row(it, ans, threshold, config, ranks))
     metrics = answer_metrics(rows, threshold, latencies)
     cfg = {**config, **metrics, "by_type": group_table(rows, "type"), "by_split": group_table(rows, "split"),
-           "by_unanswerable_kind": kind_table(rows)}
+           "by_paraphrase": group_table(rows, "paraphrase"), "by_unanswerable_kind": kind_table(rows)}
     return cfg, rows
 
 

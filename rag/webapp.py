@@ -785,7 +785,7 @@ def main(argv: list[str] | None = None, *, base: str | os.PathLike | None = None
                    help="address to listen on (default: 127.0.0.1, env RAG_HOST)")
     p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")),
                    help="port (default: 7860, env RAG_PORT)")
-    p.add_argument("--reader", default=None, help="answer reader: features, neural or a model folder")
+    p.add_argument("--reader", default=None, help="answer reader: fused (default), fast, mpnet, minilm, features or a model folder")
     p.add_argument("--concurrency", type=int, default=4, help="questions answered at the same time (default: 4)")
     a = p.parse_args(argv)
     engine = Engine(a.docs, a.index, reader=a.reader, log=_console)

@@ -3,8 +3,8 @@
     python scripts/squad_heldout.py ../shared/data/squad-pool.json.gz squad-dev-heldout.json
 
 Keeps the articles of rag/models/reader/dev_titles.json (the neural reader's fixed dev split)
-and drops the questions the fused reader was fitted on (fused_settings.json,
-"fitted_on.squad_question_ids"): what `rag eval --squad` reports as "held-out SQuAD dev
+and drops the questions the fused readers were fitted on (fused_settings.json and
+fast_settings.json, "fitted_on.squad_question_ids"): what `rag eval --squad` reports as "held-out SQuAD dev
 articles" in evals/README.md.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rag.readers.feature_training import DEV_TITLES, load_squad
 
-FUSED = Path(__file__).resolve().parents[1] / "rag" / "models" / "fused_settings.json"
+MODELS = Path(__file__).resolve().parents[1] / "rag" / "models"
+FITTED = [MODELS / "fused_settings.json", MODELS / "fast_settings.json"]
 
 
 def main() -> None:
@@ -24,7 +25,10 @@ def main() -> None:
     ap.add_argument("out", help="where to write the held-out SQuAD 2.0 JSON")
     args = ap.parse_args()
     titles = set(json.loads(DEV_TITLES.read_text(encoding="utf-8"))["dev_titles"])
-    fitted = set(json.loads(FUSED.read_text(encoding="utf-8"))["fitted_on"]["squad_question_ids"])
+    fitted = set()
+    for f in FITTED:
+        if f.exists():
+            fitted |= set(json.loads(f.read_text(encoding="utf-8")).get("fitted_on", {}).get("squad_question_ids", []))
     data = load_squad(args.pool)
     arts, n_q, n_imp = [], 0, 0
     for art in data["data"]:

@@ -48,7 +48,7 @@ def _check(out, passages):
 
 def test_read_two_passages_offsets_exact(tiny_qa_model):
     reader = NeuralReader(tiny_qa_model, top_n=50)
-    assert isinstance(reader, Reader) and reader.name == "neural"
+    assert isinstance(reader, Reader) and reader.name == "custom"
     assert reader._model is None  # lazy
     passages = [_passage(SRC_A, SRC_A[13:], "a"), _passage(SRC_B, SRC_B[9:], "b")]
     out = reader.read("When was the Eiffel Tower completed?", passages)

@@ -353,7 +353,7 @@ class FeatureReader:
 
     def __init__(self, index=None, embedder=None, *, weights: dict[str, float] | None = None,
                  max_passages: int = 10, top_n: int = 20) -> None:
-        from ..answer import load_reader_settings
+        from .settings import load_reader_settings
 
         self.index = index
         self.embedder = embedder

@@ -13,7 +13,7 @@ described by a few signals, and a small logistic model turns them into one calib
 
 Weights, calibration and threshold are fitted by ``python -m rag.readers.fusion_training``
 (on the held-out SQuAD dev articles and the gold dev split) and live in
-``rag/models/fused_settings.json``; the model card lists them.
+``rag/models/<name>_settings.json`` ("fused": MPNet spans, "fast": MiniLM spans).
 """
 from __future__ import annotations
 
@@ -45,12 +45,17 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> float:
 class FusedReader:
     """Neural candidates scored with neural and feature signals by a fitted logistic model."""
 
-    name = "fused"
+    name = "fast"
     uses_vectors = True
 
     def __init__(self, index=None, embedder=None, *, neural=None, features=None,
-                 weights: dict[str, float] | None = None, top_n: int = 20) -> None:
-        from ..answer import load_reader_settings
+                 weights: dict[str, float] | None = None, top_n: int = 20, name: str | None = None) -> None:
+        """``neural``: the span proposer (default: the shipped MiniLM reader); ``name`` keys the
+        shipped weights and calibration (``rag/models/<name>_settings.json``): "fused" for the
+        MPNet-based reader, "fast" for the MiniLM-based one."""
+        if name:
+            self.name = name
+        from .settings import load_reader_settings
         from .features import FeatureReader
         from .neural import NeuralReader
 

@@ -1,7 +1,10 @@
 """Fit the fused reader's logistic weights, its calibration and its abstention threshold.
 
     python -m rag.readers.fusion_training --squad ../shared/data/squad-pool.json.gz \
-        --gold evals/gold.jsonl --docs seeds --out rag/models/fused_settings.json
+        --gold evals/gold.jsonl --docs seeds --reader fused --out rag/models/fused_settings.json
+
+``--reader fused`` fits the MPNet-based fused reader, ``--reader fast`` the MiniLM-based one
+(``--out rag/models/fast_settings.json``).
 
 Rows are the neural candidates the fused reader sees through the real pipeline (index, hybrid
 retrieval, index-time analysis), labelled 1 when their token F1 with a gold answer is >= 0.6:
@@ -54,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=600, help="SQuAD dev-article questions to fit on")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--out", default="rag/models/fused_settings.json")
+    ap.add_argument("--reader", choices=("fused", "fast"), default="fused",
+                    help="which fused reader: fused (MPNet spans) or fast (MiniLM spans)")
+    ap.add_argument("--out", default=None, help="default: rag/models/<reader>_settings.json")
     a = ap.parse_args(argv)
+    a.out = a.out or f"rag/models/{a.reader}_settings.json"
 
     import rag
 
@@ -74,20 +80,21 @@ def main(argv: list[str] | None = None) -> int:
         rng.shuffle(questions)
         questions = questions[: a.questions]
         rag.build_index(Path(tmp) / "docs", Path(tmp) / "index", embedder=emb)
-        qa = rag.load(Path(tmp) / "index", embedder=emb, reader="fused")
+        qa = rag.load(Path(tmp) / "index", embedder=emb, reader=a.reader)
         Xs, ys = fused_rows(qa, questions, k=a.k)
     gold = [json.loads(line) for line in open(a.gold, encoding="utf-8")]
     dev = [g for g in gold if g["split"] == "dev"]
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
-        qa = rag.load(tmp, embedder=emb, reader="fused")
+        qa = rag.load(tmp, embedder=emb, reader=a.reader)
         Xg, yg = fused_rows(qa, dev, k=a.k)
         weights = fit_weights(Xs, ys, Xg, yg, FUSED_FEATURES)
         print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
-        qa = rag.load(tmp, embedder=emb, reader=FusedReader(qa.index, qa.embedder, weights=weights))
+        qa = rag.load(tmp, embedder=emb, reader=FusedReader(qa.index, qa.embedder, weights=weights,
+                                                            neural=qa.answerer.reader.neural, name=a.reader))
         calibrator, threshold, best = calibrate_on_dev(qa, dev)
     settings = {
-        "reader": "fused",
+        "reader": a.reader,
         "weights": weights,
         "calibration": calibrator.to_dict(),
         "threshold": threshold,

@@ -56,7 +56,7 @@ def calibrate_on_dev(qa, dev: list[dict]):
 def main(argv: list[str] | None = None) -> int:
     """Calibrate a reader's score and choose its abstention threshold on the gold dev split.
 
-        python -m rag.readers.tuning neural --out rag/models/neural_settings.json
+        python -m rag.readers.tuning mpnet --out rag/models/mpnet_settings.json
 
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m rag.readers.tuning " + " ".join(argv if argv is not None else sys.argv[1:])
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
     # calibration and the threshold are replaced.
-    from ..answer import load_reader_settings
+    from .settings import load_reader_settings
 
     settings = dict(load_reader_settings(name)) or {"reader": name, "command": command}
     settings.update({"calibration": calibrator.to_dict(), "threshold": threshold, "dev_best_f1": best["best_f1"],

@@ -1,0 +1,179 @@
+"""Which readers exist, what their names mean, and how one is built: the one owner of reader names.
+
+    name       what it is                                                        model it needs
+    features   rules over sentence, type and overlap signals (no neural model)   -
+    mpnet      MPNet-base (110M) + the shipped LoRA adapter, merged at load      rag/models/reader_mpnet
+    minilm     MiniLM-L6 (22M), fine-tuned in full                               rag/models/reader
+    fused      mpnet's spans re-scored with the feature reader's signals         both of mpnet's
+    fast       minilm's spans re-scored the same way (the MiniLM-era default)    rag/models/reader
+
+``neural`` is an alias of ``mpnet`` (the strongest neural reader), ``fused-minilm`` of ``fast``.
+Each reader's tuned calibration and threshold live in ``rag/models/<name>_settings.json``
+(fused and fast also hold their logistic weights there).
+
+The default is chosen on the dev splits (see ``DEFAULT_READER``): ``fused`` (MPNet) where MPNet
+answers within the latency target (a GPU, or a CPU that computes bf16 natively: AVX512-BF16 or
+AMX), ``fast`` (MiniLM) on other CPUs, where one MPNet forward over five passages takes seconds
+(measured in evals/README.md). When the default's model cannot be loaded here (the MPNet base is
+assembled from pip packages that a minimal install may lack), ``rag.load`` falls back along
+``FALLBACK`` and says so on stderr. Naming a reader always gets exactly that reader.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import Reader
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """A reader by name: its kind ("features", "neural" or "fused") and the neural model it uses."""
+
+    name: str
+    kind: str
+    model: str | None
+    summary: str
+
+
+READERS: dict[str, ReaderSpec] = {
+    "features": ReaderSpec("features", "features", None, "rules over sentence/type signals, no neural model"),
+    "mpnet": ReaderSpec("mpnet", "neural", "mpnet", "MPNet-base + shipped LoRA adapter"),
+    "minilm": ReaderSpec("minilm", "neural", "minilm", "MiniLM-L6, fine-tuned"),
+    "fused": ReaderSpec("fused", "fused", "mpnet", "MPNet spans re-scored with feature signals"),
+    "fast": ReaderSpec("fast", "fused", "minilm", "MiniLM spans re-scored with feature signals"),
+}
+ALIASES = {"neural": "mpnet", "fused-minilm": "fast"}
+
+#: The reader ``rag.load`` uses when none is named (chosen on dev: see evals/README.md).
+DEFAULT_READER = "fused"
+#: The default on hardware where MPNet is too slow to answer interactively.
+DEFAULT_READER_SLOW_HARDWARE = "fast"
+#: Where the default falls back when its model is not available here, in order.
+FALLBACK = ("fast", "features")
+
+
+def names() -> list[str]:
+    """Every accepted reader name, canonical names first."""
+    return [*READERS, *ALIASES]
+
+
+def canonical(name: str) -> str:
+    """The canonical name for ``name`` (an alias resolved); InputError for an unknown name."""
+    from ..errors import InputError
+
+    n = ALIASES.get(name, name)
+    if n not in READERS:
+        raise InputError(f"unknown reader {name!r}: use one of {', '.join(names())}, or a folder holding a "
+                         "transformers question-answering model (or a rag LoRA adapter)")
+    return n
+
+
+def _package_models() -> Path:
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("rag").joinpath("models")))
+    except Exception:  # pragma: no cover - unusual loaders
+        return Path(__file__).resolve().parent.parent / "models"
+
+
+def model_folder(model: str) -> Path:
+    """The shipped folder of neural model ``model`` ("mpnet" or "minilm")."""
+    return _package_models() / {"mpnet": "reader_mpnet", "minilm": "reader"}[model]
+
+
+def missing_reason(name: str) -> str | None:
+    """Why reader ``name`` cannot be built here (None when it can). Cheap: loads no weights."""
+    spec = READERS[canonical(name)]
+    if spec.model is None:
+        return None
+    folder = model_folder(spec.model)
+    if spec.model == "minilm":
+        return None if (folder / "config.json").is_file() else f"the shipped MiniLM reader is missing from {folder}"
+    if not (folder / "adapter.json").is_file():
+        return f"the shipped MPNet adapter is missing from {folder}"
+    from .. import encoders
+    from ..errors import ModelError
+
+    if encoders.verified(encoders.cache_dir() / encoders.MPNET_NAME, encoders.MPNET_SHA256):
+        return None
+    try:
+        encoders.installed_mpnet_parts()
+    except ModelError as e:
+        return str(e)
+    return None
+
+
+def mpnet_is_interactive_here() -> bool:
+    """True on a GPU or a CPU with native bf16, where an MPNet forward over five passages takes a
+    few hundred milliseconds; False elsewhere (seconds: see ``DEFAULT_READER_SLOW_HARDWARE``)."""
+    from .neural import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        return True
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def default_name() -> str:
+    """The reader used when none is named: ``DEFAULT_READER`` where it is fast enough here, else
+    ``DEFAULT_READER_SLOW_HARDWARE``; the first of ``FALLBACK`` that can be built when that one's
+    model is missing."""
+    first = DEFAULT_READER
+    if READERS[first].model == "mpnet" and not mpnet_is_interactive_here():
+        first = DEFAULT_READER_SLOW_HARDWARE
+    for n in (first, *FALLBACK):
+        if missing_reason(n) is None:
+            if n != first:
+                print(f"rag: the default reader {first!r} is not available ({missing_reason(first)}); using {n!r}",
+                      file=sys.stderr)
+            return n
+    return "features"
+
+
+def neural_reader(model: str, name: str | None = None, **kwargs):
+    """The shipped neural reader for ``model`` ("mpnet" or "minilm")."""
+    from .neural import NeuralReader
+
+    return NeuralReader(model_folder(model), name=name or model, **kwargs)
+
+
+def make_reader(spec: object, qa) -> Reader:
+    """A reader from a name (see the table above), a model or adapter folder, or a Reader instance.
+
+    ``None`` gives the default. Bad names and missing models raise InputError naming the fix.
+    """
+    from ..errors import InputError
+
+    if spec is not None and not isinstance(spec, (str, os.PathLike)):
+        if isinstance(spec, Reader):
+            return spec
+        raise InputError(f"reader must be a name ({', '.join(names())}), a model folder or a Reader, got {spec!r}")
+    if spec is None:
+        spec = default_name()
+    if isinstance(spec, str) and (spec in READERS or spec in ALIASES):
+        rs = READERS[canonical(spec)]
+        why = missing_reason(rs.name)
+        if why:
+            raise InputError(f"reader {spec!r} cannot be loaded: {why}. Reinstall with bash scripts/setup.sh, "
+                             "or pick another reader (reader='features' needs no model)")
+        if rs.kind == "features":
+            from .features import FeatureReader
+
+            return FeatureReader(qa.index, qa.embedder)
+        if rs.kind == "neural":
+            return neural_reader(rs.model, rs.name)
+        from .fusion import FusedReader
+
+        return FusedReader(qa.index, qa.embedder, neural=neural_reader(rs.model), name=rs.name)
+    path = Path(spec)
+    if not path.is_dir():
+        raise InputError(f"reader {str(spec)!r} is neither a reader name ({', '.join(names())}) nor a model "
+                         "folder on disk: pass a folder holding a transformers question-answering model")
+    from .neural import NeuralReader
+
+    return NeuralReader(path)
