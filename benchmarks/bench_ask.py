@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--index", default=None, help="index folder (default: build one from seeds/ in a temp folder)")
     ap.add_argument("--reader", default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N gold questions (slow readers)")
     a = ap.parse_args(argv)
 
     import faiss
@@ -47,6 +48,7 @@ def main(argv=None) -> int:
         rag.build_index(ROOT / "seeds", index)
     qa = rag.load(index, reader=a.reader)
     questions = [json.loads(line)["question"] for line in open(ROOT / "evals" / "gold.jsonl", encoding="utf-8")]
+    questions = questions[: a.limit] if a.limit else questions
     flat = faiss.IndexFlatIP(qa.index.dimension)
     flat.add(qa.index.store.vectors(range(len(qa.index.chunks))))
     # Warm up every model on the path.
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
         for q in questions:
             t = time.perf_counter()
             v = qa.embedder.encode([q])
-            faiss_search(flat, v, 5)  # one thread for one query, as rag.retrieval does
+            faiss_search(flat, v, qa.k)  # one thread for one query, as rag.retrieval does
             floor.append(time.perf_counter() - t)
             if neural is not None:
                 t = time.perf_counter()
@@ -69,17 +71,19 @@ def main(argv=None) -> int:
                 neural.forward(q, passages[q])
                 floor_r.append(time.perf_counter() - t)
             t = time.perf_counter()
-            qa.retrieve(q, k=5)
+            qa.retrieve(q, k=qa.k)
             retrieve.append(time.perf_counter() - t)
             t = time.perf_counter()
             qa.ask(q)
             ask.append(time.perf_counter() - t)
     f50 = statistics.median(floor)
-    rows = [("floor (encode + exact search)", floor), ("retrieve (hybrid, k=5)", retrieve),
+    rows = [("floor (encode + exact search)", floor), (f"retrieve (hybrid, k={qa.k})", retrieve),
             (f"ask ({qa.answerer.reader.name} reader)", ask)]
     if floor_r:
         rows.insert(1, ("floor + reader forward", floor_r))
-    print(f"{len(questions)} questions x {a.repeat} rounds, warm, seed index ({len(qa.index.chunks)} chunks)")
+    prec = getattr(neural, "precision_used", None)
+    print(f"{len(questions)} questions x {a.repeat} rounds, warm, seed index ({len(qa.index.chunks)} chunks), "
+          f"reader {qa.answerer.reader.name}" + (f" ({prec})" if prec else "") + f", k={qa.k}")
     print(f"{'':34s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 / floor p50':>16s}")
     for name, xs in rows:
         print(f"{name:34s} {pct(xs, 50):8.1f} {pct(xs, 95):8.1f} {statistics.median(xs) / f50:16.2f}")

@@ -30,13 +30,14 @@ from typing import Any
 GOLD_READERS = ("features", "minilm", "fast", "mpnet", "fused")
 
 
-def neural_rows(data: str, *, titles: list[str] | None, sample: int | None, progress: bool) -> list[dict[str, Any]]:
+def neural_rows(data: str, *, titles: list[str] | None, sample: int | None, progress: bool,
+                mpnet_precisions: tuple[str, ...] = ("fp32", "int8")) -> list[dict[str, Any]]:
     from .readers import registry
     from .training import evaluate_model
 
     rows = []
-    for label, model, quantize in (("minilm", "minilm", False), ("mpnet fp32", "mpnet", False),
-                                   ("mpnet int8", "mpnet", True)):
+    runs = [("minilm", "minilm", False)] + [(f"mpnet {p}", "mpnet", p == "int8") for p in mpnet_precisions]
+    for label, model, quantize in runs:
         if registry.missing_reason(model):
             print(f"reader_table: skipping {label}: {registry.missing_reason(model)}", file=sys.stderr)
             continue
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev-sample", type=int, default=None, help="SQuAD dev questions (default: all)")
     ap.add_argument("--new-wiki", default=None, help="squadshifts-new-wiki.json.gz")
     ap.add_argument("--wiki-sample", type=int, default=None, help="new-wiki questions (default: all)")
+    ap.add_argument("--mpnet-precisions", default="fp32,int8", help="MPNet rows on SQuAD: fp32, int8 or both")
     ap.add_argument("--gold", default="evals/gold.jsonl")
     ap.add_argument("--docs", default="seeds")
     ap.add_argument("--splits", default="dev,test", help="gold splits to score ('' for none)")
@@ -144,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         res["machine"] += ", native bf16" if cpu_has_native_bf16() else ", no native bf16"
     except Exception:  # pragma: no cover
         pass
+    precisions = tuple(p for p in a.mpnet_precisions.split(",") if p)
     if a.squad:
         titles = resolve_dev_titles(load_squad(a.squad))
-        res["squad_dev"] = neural_rows(a.squad, titles=titles, sample=a.dev_sample, progress=not a.quiet)
+        res["squad_dev"] = neural_rows(a.squad, titles=titles, sample=a.dev_sample, progress=not a.quiet,
+                                       mpnet_precisions=precisions)
     if a.new_wiki:
-        res["new_wiki"] = neural_rows(a.new_wiki, titles=None, sample=a.wiki_sample, progress=not a.quiet)
+        res["new_wiki"] = neural_rows(a.new_wiki, titles=None, sample=a.wiki_sample, progress=not a.quiet,
+                                      mpnet_precisions=precisions)
     readers = tuple(r for r in a.readers.split(",") if r)
     res["gold"] = []
     for split in [s for s in a.splits.split(",") if s]:

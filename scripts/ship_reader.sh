@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Ship a trained MPNet LoRA run as the packaged reader and refit what sits on top of it, on dev only.
+#   bash scripts/ship_reader.sh RUN_DIR [INT8_SAMPLE]
+# RUN_DIR is a `rag train-reader --encoder mpnet --lora-rank R --export RUN_DIR/export` output.
+# 1. copies the fp16 adapter into rag/models/reader_mpnet/;
+# 2. fp32 against int8 on INT8_SAMPLE (default 400) SQuAD dev questions (gold paragraph): int8 is
+#    kept for CPUs without native bf16 (inference.json) when it loses at most 0.005 F1;
+# 3. calibrates the mpnet reader and picks its threshold on the gold dev split;
+# 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${1:?usage: bash scripts/ship_reader.sh RUN_DIR [INT8_SAMPLE]}
+SAMPLE=${2:-400}
+PY=.venv/bin/python
+POOL=${POOL:-../shared/data/squad-pool.json.gz}
+DST=rag/models/reader_mpnet
+[ -f "$RUN/export/adapter.safetensors" ] || { echo "no exported adapter in $RUN/export: train with --export $RUN/export" >&2; exit 1; }
+mkdir -p "$DST"
+cp "$RUN/export/adapter.safetensors" "$RUN/export/adapter.json" "$DST/"
+cp "$RUN/train_log.jsonl" "$DST/train_log.jsonl"
+echo "== fp32 vs int8 on $SAMPLE SQuAD dev questions" >&2
+$PY - "$DST" "$POOL" "$SAMPLE" <<'PY'
+import json, sys, time
+from pathlib import Path
+from rag.training import evaluate_model, load_squad, resolve_dev_titles
+dst, pool, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+titles = resolve_dev_titles(load_squad(pool))
+m = {q: evaluate_model(dst, pool, titles=titles, sample=n, quantize=(q == "int8"), progress=False) for q in ("fp32", "int8")}
+loss = max(m["fp32"][k] - m["int8"][k] for k in ("HasAns_f1_span", "best_f1")) / 100
+choice = "int8" if loss <= 0.005 and m["int8"]["seconds"] < m["fp32"]["seconds"] else "fp32"
+out = {"cpu_precision": choice, "rule": "int8 where it loses at most 0.005 F1 on SQuAD dev and is faster; "
+       "bf16 instead on CPUs with native bf16 (rag.readers.neural.choose_precision)",
+       "measured": {q: {"hasans_f1_span": round(m[q]["HasAns_f1_span"] / 100, 4),
+                        "best_f1": round(m[q]["best_f1"] / 100, 4), "seconds": m[q]["seconds"]} for q in m},
+       "questions": n, "date": time.strftime("%Y-%m-%d")}
+(dst / "inference.json").write_text(json.dumps(out, indent=1) + "\n")
+print(json.dumps(out, indent=1))
+PY
+echo "== calibration and threshold of mpnet (gold dev)" >&2
+$PY -m rag.readers.tuning mpnet --out rag/models/mpnet_settings.json
+echo "== the fused reader refit on MPNet's spans" >&2
+$PY -m rag.readers.fusion_training --squad "$POOL" --questions "${FUSED_QUESTIONS:-150}" --reader fused \
+    --out rag/models/fused_settings.json
+echo "shipped: $DST (see its MODEL_CARD.md); next: python -m rag.reader_table" >&2
