@@ -9,15 +9,13 @@ runs, when the question names something no indexed article mentions (``unknown_n
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .readers.base import Reader, ReaderOutput, SpanCandidate
 from .readers.registry import make_reader
-from .readers.settings import load_reader_settings
+from .readers.settings import Calibrator, load_reader_settings
 from .schema import Answer, Passage
 from .sentences import split_sentences
 
@@ -140,31 +138,6 @@ def group_candidates(candidates: Sequence[SpanCandidate]) -> list[_Group]:
         else:
             groups[key] = _Group(key, [c])
     return sorted(groups.values(), key=lambda g: -g.score)
-
-
-class Calibrator:
-    """Maps a reader's raw group score to a probability of being right (Platt scaling).
-
-    Fitted on the gold dev split by ``rag eval --fit``; the weights live in ``calibration.json``
-    beside the reader's other settings, so a reader without one passes scores through.
-    """
-
-    def __init__(self, a: float = 1.0, b: float = 0.0, identity: bool = True) -> None:
-        self.a, self.b, self.identity = a, b, identity
-
-    def __call__(self, score: float) -> float:
-        if self.identity:
-            return min(1.0, max(0.0, score))
-        z = self.a * _logit(score) + self.b
-        return 1.0 / (1.0 + math.exp(-z))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "identity": self.identity}
-
-
-def _logit(p: float) -> float:
-    p = min(1 - 1e-6, max(1e-6, p))
-    return math.log(p / (1 - p))
 
 
 class Answerer:

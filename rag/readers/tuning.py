@@ -33,7 +33,7 @@ def calibrate_on_dev(qa, dev: list[dict]):
     """
     from sklearn.linear_model import LogisticRegression
 
-    from ..answer import Calibrator
+    from .settings import Calibrator
     from ..evaluation import best_thresholds, f1_score, max_over_golds
 
     # Fit on the reader's raw score: ``qa`` was loaded with the calibration in the settings file
