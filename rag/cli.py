@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--docs", default="seeds", help="articles the gold set is about (default: seeds)")
     sp.add_argument("--split", choices=("dev", "test", "all"), default="test")
     sp.add_argument("--modes", default="dense,bm25,hybrid", help="retrieval modes to compare")
-    sp.add_argument("--readers", default=None, help="readers to compare, e.g. features,neural,fused")
+    sp.add_argument("--readers", default=None, help="readers to compare, e.g. features,minilm,fast,mpnet,fused")
     sp.add_argument("--squad", default=None, metavar="FILE", help="evaluate on a SQuAD 2.0 JSON(.gz) file")
     sp.add_argument("--limit", type=int, default=None, help="with --squad: at most this many questions")
     sp.add_argument("--out", default="evals/report", metavar="DIR", help="report folder (default: evals/report)")

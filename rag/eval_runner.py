@@ -187,7 +187,7 @@ def parse_readers(spec: str | None) -> tuple[str | None, ...]:
         return ()
     names = tuple(dict.fromkeys(r.strip() for r in spec.split(",") if r.strip()))
     if not names:
-        raise InputError("--readers is empty: give e.g. features,neural,fused")
+        raise InputError("--readers is empty: give e.g. features,minilm,fast,mpnet,fused")
     return names
 
 
