@@ -408,18 +408,6 @@ def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length:
     return preds, diffs
 
 
-def quantize_int8(model):
-    """Dynamic int8 quantisation of the Linear layers (CPU inference; weights int8, activations
-    quantised on the fly). torch marks eager-mode quantisation deprecated: warnings are muted."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
 def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool = False):
     """Tokenizer and model (fp32 on CPU whatever the stored dtype), optionally int8-quantized."""
     import torch
@@ -434,6 +422,8 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool
         tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
     if quantize:
+        from .readers.neural import quantize_int8
+
         model = quantize_int8(model)
     return tok, model
 

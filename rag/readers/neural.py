@@ -97,6 +97,18 @@ def choose_precision(precision: str, device: str, model_path: Path) -> str:
         return "fp32"
 
 
+def quantize_int8(model):
+    """Dynamic int8 quantisation of the Linear layers (CPU inference; weights int8, activations
+    quantised on the fly). torch marks eager-mode quantisation deprecated: warnings are muted."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def default_model_path() -> Path:
     """The packaged model folder ``rag/models/reader`` (works for editable and normal installs)."""
     try:
@@ -203,7 +215,7 @@ class NeuralReader:
             model = model.float().to(device).eval()  # shipped weights are fp16: compute in fp32
             precision = choose_precision(self.precision, device, self.model_path)
             if precision == "int8" and device == "cpu":
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                model = quantize_int8(model)
             elif precision == "bf16":
                 model = model.to(torch.bfloat16)
             self.precision_used = precision

@@ -72,18 +72,11 @@ def canonical(name: str) -> str:
     return n
 
 
-def _package_models() -> Path:
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("rag").joinpath("models")))
-    except Exception:  # pragma: no cover - unusual loaders
-        return Path(__file__).resolve().parent.parent / "models"
-
-
 def model_folder(model: str) -> Path:
     """The shipped folder of neural model ``model`` ("mpnet" or "minilm")."""
-    return _package_models() / {"mpnet": "reader_mpnet", "minilm": "reader"}[model]
+    from .neural import default_model_path  # rag/models/reader: the package's models folder is its parent
+
+    return default_model_path().parent / {"mpnet": "reader_mpnet", "minilm": "reader"}[model]
 
 
 def missing_reason(name: str) -> str | None:
