@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     def index_opt(sp):
         sp.add_argument("--index", default="index", metavar="DIR", help="index folder (default: index)")
 
+    sp = sub.add_parser("serve", help="serve the chat page (the same page as python app.py)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  rag serve\n  rag serve --docs ~/articles --index ~/articles-index --port 8080\n"
+                               "  rag serve --host 0.0.0.0 --auth alice:s3cret --no-upload\n")
+    from rag.webapp import add_serve_arguments  # argparse only: gradio loads when the page starts
+    add_serve_arguments(sp, Path.cwd())
+
     sp = sub.add_parser("index", help="build or update an index from a folder of .txt articles",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="examples:\n  rag index seeds\n  rag index ~/articles --index ~/articles-index\n"
@@ -273,6 +280,12 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+def cmd_serve(a) -> int:
+    from rag.webapp import serve
+
+    return serve(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -284,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.errors import RagError
 
     handlers = {"index": cmd_index, "search": cmd_search, "ask": cmd_ask, "eval": cmd_eval,
-                "train-reader": cmd_train_reader}
+                "train-reader": cmd_train_reader, "serve": cmd_serve}
     try:
         return handlers[a.command](a)
     except RagError as e:

@@ -620,11 +620,13 @@ def _gr_progress(progress) -> Tell:
 
 
 def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLike = "index", *,
-              reader: object = None, engine: Engine | None = None, concurrency: int = 4):
+              reader: object = None, engine: Engine | None = None, concurrency: int = 4,
+              allow_upload: bool = True):
     """The chat page over ``index_dir`` (built from ``docs_dir`` when missing or out of date).
 
     The index is built on the first request if nobody called ``engine.refresh()`` before; the
     Engine is available as ``app.rag_engine``. Launch with :func:`launch` (it adds the page CSS).
+    ``allow_upload=False`` leaves out the "Add articles" panel and its endpoint (a read-only page).
     """
     import gradio as gr
 
@@ -718,7 +720,7 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
                 cites = gr.Textbox(label="Citations of the last answer",
                                    info="one a line: doc_id [start:end] title", lines=3,
                                    max_lines=8, interactive=False, buttons=["copy"], elem_id="rag-cites")
-                with gr.Accordion("Add articles", open=False):
+                with gr.Accordion("Add articles", open=False, visible=allow_upload):
                     files = gr.File(file_count="multiple", file_types=[".txt"], label="Articles",
                                     elem_id="rag-files")
                     gr.HTML('<p class="rag-note">UTF-8 .txt files: the title on the first line, then the text. '
@@ -734,7 +736,8 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
                         concurrency_limit=concurrency, concurrency_id="ask",
                         ).then(None, js=SCROLL_JS, api_visibility="private", queue=False)
         clear_btn.click(clear, None, [chat, question, cites], api_visibility="private", queue=False)
-        add.click(upload, [files], [upload_msg, status, files], api_name="upload", concurrency_limit=1)
+        if allow_upload:
+            add.click(upload, [files], [upload_msg, status, files], api_name="upload", concurrency_limit=1)
         app.load(on_load, None, [status, timer, threshold], api_visibility="private", show_progress="hidden")
         timer.tick(poll, None, [status, timer, threshold], api_visibility="private", show_progress="hidden")
         gr.api(api_ask, api_name="ask", concurrency_limit=concurrency, concurrency_id="ask")
@@ -771,27 +774,68 @@ def _console(stage: str, done: int, total: int, _last: dict = {}) -> None:  # no
     _last["stage"] = stage
 
 
-def main(argv: list[str] | None = None, *, base: str | os.PathLike | None = None) -> int:
-    """``python app.py [--docs seeds] [--index index] [--host 127.0.0.1] [--port 7860]``."""
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+AUTH_ENV = "RAG_AUTH"
+
+
+def add_serve_arguments(p: argparse.ArgumentParser, root: Path) -> argparse.ArgumentParser:
+    """The options of ``python app.py`` and ``rag serve`` (one definition for both)."""
+    p.add_argument("--docs", default=str(root / "seeds"), help="folder of articles (default: seeds)")
+    p.add_argument("--index", default=str(root / "index"), help="index folder (default: index)")
+    p.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"),
+                   help="address to listen on (default: 127.0.0.1, env RAG_HOST); anything but loopback "
+                        "needs --auth")
+    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")),
+                   help="port (default: 7860, env RAG_PORT)")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help=f"ask for this login before the page opens (or set {AUTH_ENV}=USER:PASSWORD); "
+                        "required when --host is not loopback")
+    p.add_argument("--no-upload", action="store_true",
+                   help="hide the 'Add articles' panel and refuse uploads (a read-only page)")
+    p.add_argument("--reader", default=None,
+                   help="answer reader: mpnet, fused, fast, minilm, features or a model folder "
+                        "(default: the fastest good one for this machine, see the README)")
+    p.add_argument("--concurrency", type=int, default=4, help="questions answered at the same time (default: 4)")
+    return p
+
+
+def parse_auth(value: str | None, host: str) -> tuple[str, str] | None:
+    """``USER:PASSWORD`` -> (user, password); None on loopback without one.
+
+    Raises :class:`rag.InputError` for a malformed value, and for a non-loopback host without a
+    login: the page answers from your articles and, unless ``--no-upload``, writes to them.
+    """
+    value = value if value is not None else os.environ.get(AUTH_ENV) or None
+    if value is None:
+        if host not in LOOPBACK_HOSTS:
+            raise rag.InputError(
+                f"refusing to serve on {host!r} without a login: anyone who can reach that address could "
+                f"read the articles and add files. Pass --auth USER:PASSWORD (or set {AUTH_ENV}), or serve "
+                "on 127.0.0.1 and put a proxy with its own login in front")
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise rag.InputError("--auth must be USER:PASSWORD with both parts non-empty (the value given is not)")
+    return user, password
+
+
+def serve(a: argparse.Namespace) -> int:
+    """Run the chat page with the options of :func:`add_serve_arguments` until Ctrl+C."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    root = Path(base) if base is not None else Path.cwd()
-    p = argparse.ArgumentParser(prog="app.py", description="Serve the chat page over an index of .txt articles "
-                                "(built from the docs folder on first run, rebuilt when the articles change).")
-    p.add_argument("--docs", default=str(root / "seeds"), help="folder of .txt articles (default: seeds)")
-    p.add_argument("--index", default=str(root / "index"), help="index folder (default: index)")
-    p.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"),
-                   help="address to listen on (default: 127.0.0.1, env RAG_HOST)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")),
-                   help="port (default: 7860, env RAG_PORT)")
-    p.add_argument("--reader", default=None, help="answer reader: fused (default), fast, mpnet, minilm, features or a model folder")
-    p.add_argument("--concurrency", type=int, default=4, help="questions answered at the same time (default: 4)")
-    a = p.parse_args(argv)
+    try:
+        auth = parse_auth(a.auth, a.host)
+    except rag.InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     engine = Engine(a.docs, a.index, reader=a.reader, log=_console)
-    app = build_app(a.docs, a.index, engine=engine, concurrency=max(1, a.concurrency))
-    _, url, _ = launch(app, a.host, a.port, prevent_thread_lock=True, quiet=True)
-    print(f"serving the chat page on {url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    app = build_app(a.docs, a.index, engine=engine, concurrency=max(1, a.concurrency),
+                    allow_upload=not a.no_upload)
+    extra = {"auth": auth} if auth else {}
+    _, url, _ = launch(app, a.host, a.port, prevent_thread_lock=True, quiet=True, **extra)
+    print(f"serving the chat page on {url}{' (login required)' if auth else ''}"
+          f"{' (uploads off)' if a.no_upload else ''} (Ctrl+C to stop)", file=sys.stderr, flush=True)
     try:
         engine.refresh()
     except rag.RagError as e:
@@ -802,3 +846,11 @@ def main(argv: list[str] | None = None, *, base: str | os.PathLike | None = None
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def main(argv: list[str] | None = None, *, base: str | os.PathLike | None = None) -> int:
+    """``python app.py [--docs seeds] [--index index] [--host 127.0.0.1] [--port 7860] [--auth U:P] [--no-upload]``."""
+    root = Path(base) if base is not None else Path.cwd()
+    p = argparse.ArgumentParser(prog="app.py", description="Serve the chat page over an index of articles "
+                                "(built from the docs folder on first run, rebuilt when the articles change).")
+    return serve(add_serve_arguments(p, root).parse_args(argv))

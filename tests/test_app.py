@@ -397,3 +397,60 @@ def test_app_py_builds_on_first_run_and_serves(tmp_path):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--host", "0.0.0.0"], "without a login"),
+    (["--host", "0.0.0.0", "--auth", "alice"], "USER:PASSWORD"),
+    (["--auth", ":pw"], "USER:PASSWORD"),
+])
+def test_rag_serve_refuses_an_open_network_page_and_a_malformed_login(tmp_path, args, says):
+    env = {k: v for k, v in os.environ.items() if k != "RAG_AUTH"}
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "serve", "--docs", str(tmp_path), "--index",
+                          str(tmp_path / "index"), "--port", str(free_port()), *args],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert says in out.stderr and "Traceback" not in out.stderr
+    assert "alice" not in out.stderr  # a login is never echoed back
+    assert not (tmp_path / "index").exists()  # refused before anything is built
+
+
+def test_rag_serve_with_a_login_and_uploads_off(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ship.txt").write_text(ship_article("Ostmark", "Valkyra", "Dunmarrow"), encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "RAG_AUTH": "alice:s3cret-pw"}  # the login through the environment
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--docs", str(docs), "--index",
+                             str(tmp_path / "index"), "--port", str(port), "--no-upload"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = []
+    watchdog = threading.Timer(150, proc.kill)
+    watchdog.start()
+    try:
+        while True:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            log.append(line)
+            if "index: ready" in line:
+                break
+        text = "".join(log)
+        assert "index: ready" in text and "login required" in text and "uploads off" in text, text
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error types
+            Client(url, verbose=False).predict(ship_question("Ostmark", "Valkyra"), api_name="/ask")
+        with pytest.raises(Exception):  # noqa: B017
+            Client(url, auth=("alice", "wrong"), verbose=False)
+        client = Client(url, auth=("alice", "s3cret-pw"), verbose=False)
+        d = client.predict(ship_question("Ostmark", "Valkyra"), api_name="/ask")
+        assert d["doc_id"] == "ship" and "Dunmarrow" in d["evidence"]["text"], d
+        endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert "/ask" in endpoints and "/upload" not in endpoints
+    finally:
+        watchdog.cancel()
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
