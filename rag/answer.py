@@ -140,6 +140,12 @@ def group_candidates(candidates: Sequence[SpanCandidate]) -> list[_Group]:
     return sorted(groups.values(), key=lambda g: -g.score)
 
 
+def _fragment_of(key: str, answer_key: str) -> bool:
+    """Whether one normalised span is a run of whole words inside the other (either way round)."""
+    a, b = f" {key} ", f" {answer_key} "
+    return a in b or b in a
+
+
 class Answerer:
     """Turns a question into an Answer with one reader over the QA object's retriever."""
 
@@ -207,6 +213,8 @@ class Answerer:
                 continue
             if docs <= best_docs:
                 continue  # the same article saying two things is a candidate list, not a disagreement
+            if _fragment_of(g.key, best.key):
+                continue  # "billion" beside "$2 billion" is a piece of the answer, not a rival figure
             # A rival of the same kind from another article is worth showing a little below the
             # answer threshold: it is labelled as a disagreement, with its own confidence. Also
             # each other article's best span of the question's expected type (``type_match``)

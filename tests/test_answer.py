@@ -49,6 +49,14 @@ def test_disagreeing_sources_become_alternatives_with_citations():
     assert ans.alternatives[0].evidence.text == "Russia said the deal was worth $2.5 billion."
 
 
+def test_a_fragment_of_the_answer_is_not_a_rival():
+    # "billion" occurs in two articles, so it is not one article's candidate list; but it is a piece
+    # of the answer "$2 billion", not a figure that disagrees with it (seen with the fused reader).
+    frag = [cand(P1, "billion", 0.5), cand(P2, "billion", 0.3)]
+    ans = decide([cand(P1, "$2 billion", 0.6), *frag, cand(P2, "$2.5 billion", 0.4)])
+    assert [(x.text, x.doc_id) for x in ans.alternatives] == [("$2.5 billion", "b")]
+
+
 def test_same_article_two_values_is_not_a_disagreement():
     ans = decide([cand(P1, "$2 billion", 0.6), cand(P1, "2017", 0.55, kind=8.0)])
     assert ans.alternatives == []
