@@ -186,7 +186,7 @@ def synthetic_index(n: int, folder: Path, *, seed: int = 0, log=print, spec: dic
     store.write_version(folder, manifest, {
         store.VECTORS: write_vectors,
         store.CHUNKS: store.write_jsonl(rows),
-        store.CHUNK_OFFSETS: store.write_chunk_offsets,
+        store.CHUNK_OFFSETS: store.write_line_offsets(store.CHUNKS),
         store.DOCUMENTS: store.write_jsonl([]),
         store.BM25_DIR: lexical.save,
     })

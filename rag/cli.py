@@ -37,14 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     from rag.webapp import add_serve_arguments  # argparse only: gradio loads when the page starts
     add_serve_arguments(sp, Path.cwd())
 
-    sp = sub.add_parser("index", help="build or update an index from a folder of .txt articles",
+    sp = sub.add_parser("index", help="build or update an index from a folder of articles (.txt, .html, .pdf, .md)",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="examples:\n  rag index seeds\n  rag index ~/articles --index ~/articles-index\n"
                                "  rag index seeds --index /tmp/mv --store milvus:///tmp/mv.db   # Milvus Lite\n"
                                "  rag index big/ --store milvus://milvus.example:19530 --ray ray://head:10001\n"
                                "Only new or changed articles are embedded again; deleted ones are dropped.")
     sp.add_argument("docs", nargs="?", default=None, metavar="DOCS",
-                    help="folder of .txt articles, searched recursively (default: the folder the index "
+                    help="folder of articles (.txt, .html, .htm, .pdf, .md, .markdown), searched recursively (default: the folder the index "
                          "was built from, else seeds)")
     index_opt(sp)
     sp.add_argument("--model", default=None, help="local sentence-transformers model folder (default: the "
@@ -194,9 +194,14 @@ def cmd_search(a) -> int:
     if not hits:
         print("no passage matches these words")
     for i, h in enumerate(hits, 1):
-        print(f"[{i}] {h.doc_id} [{h.start}:{h.end}] score {h.score:.3f} - {h.title}")
+        print(f"[{i}] {h.doc_id} [{h.start}:{h.end}]{_page(h)} score {h.score:.3f} - {h.title}")
         print(textwrap.indent(textwrap.fill(h.text, 100), "    "))
     return 0
+
+
+def _page(p) -> str:
+    """' p. 3' for a passage of a PDF page, else nothing."""
+    return f" p. {p.page}" if p.page else ""
 
 
 def format_answer(ans) -> str:
@@ -206,17 +211,17 @@ def format_answer(ans) -> str:
         why = f": {ans.reason}" if ans.reason else ""
         lines.append(f"Not in these articles{why} (confidence {ans.score:.2f}). Closest passages:")
     else:
-        lines.append(f"Answer: {ans.text}   (confidence {ans.score:.2f})")
+        lines.append(f"Answer: {ans.text}   (confidence {ans.score:.2f}){_page(ans)}")
         ev = ans.evidence
         a, b = ans.start - ev.start, ans.end - ev.start
         lines.append(f"Evidence: {ev.text[:a]}[[{ev.text[a:b]}]]{ev.text[b:]}")
         lines.append("Sources:")
     for i, c in enumerate(ans.citations, 1):
-        lines.append(f"  [{i}] {c.doc_id} [{c.start}:{c.end}] {c.title}")
+        lines.append(f"  [{i}] {c.doc_id} [{c.start}:{c.end}]{_page(c)} {c.title}")
     if ans.alternatives:
         lines.append("Sources disagree:")
         for alt in ans.alternatives:
-            where = ", ".join(f"{c.doc_id} [{c.start}:{c.end}]" for c in alt.citations)
+            where = ", ".join(f"{c.doc_id} [{c.start}:{c.end}]{_page(c)}" for c in alt.citations)
             lines.append(f"  - {alt.text} (confidence {alt.score:.2f}) in {where}")
     return "\n".join(lines)
 

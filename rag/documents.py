@@ -13,6 +13,8 @@ The rules below recognise these by their *shape*, not by their wording:
   rest of the body; the box is dropped (a box with new information is kept).
 
 Offsets are into the text ``Path.read_text(encoding="utf-8")`` returns (universal newlines).
+HTML, PDF and Markdown files are turned into text by ``rag.formats`` first (their own
+boilerplate removal replaces the rules above); offsets then index that text.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import formats
 from .errors import DocumentsError
 from .schema import Document
 
@@ -185,7 +188,7 @@ def parse_article(source: str, doc_id: str, path: str = "", content_hash: str = 
     return Document(doc_id, path, source[t_start:t_end], t_start, t_end, tuple(segments), content_hash, source)
 
 
-def _iter_txt_files(docs: Path, warn: list[str]) -> list[Path]:
+def _iter_article_files(docs: Path, warn: list[str]) -> list[Path]:
     root = docs.resolve()
     found = []
     for dirpath, dirnames, filenames in os.walk(docs, followlinks=False):
@@ -196,7 +199,7 @@ def _iter_txt_files(docs: Path, warn: list[str]) -> list[Path]:
                 dirnames.remove(d)
                 warn.append(f"{p}: skipped a symlinked folder (only files inside the docs folder are read)")
         for name in sorted(filenames):
-            if not name.endswith(".txt"):
+            if formats.format_of(name) is None:
                 continue
             p = Path(dirpath) / name
             if p.is_symlink():
@@ -225,19 +228,34 @@ def format_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def read_source(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[str, str]:
-    """Return (text as ``read_text(encoding="utf-8")`` gives it, sha256 of the bytes).
+def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """The raw bytes of an article file; ``ValueError`` for a non-file or one over the size limit.
 
-    Raises ``ValueError`` with a reason for files that cannot be indexed. The size is checked
-    before anything is read, so an oversized file costs one ``stat``.
+    The size is checked before anything is read, so an oversized file costs one ``stat``.
     """
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):
-        raise ValueError("is not a regular file (a pipe, device or socket), not a text article")
+        raise ValueError("is not a regular file (a pipe, device or socket), not an article")
     if st.st_size > max_bytes:
         raise ValueError(f"{format_bytes(st.st_size)} is over the {format_bytes(max_bytes)} limit per article "
                          "(split it, or raise max_file_bytes)")
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def file_digest(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> str:
+    """The sha256 of an article file's bytes (what ``Document.content_hash`` holds)."""
+    return hashlib.sha256(read_bytes(path, max_bytes)).hexdigest()
+
+
+def read_source(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[str, str]:
+    """Return (text as ``read_text(encoding="utf-8")`` gives it, sha256 of the bytes) of a ``.txt`` file.
+
+    Raises ``ValueError`` with a reason for files that cannot be indexed.
+    """
+    data = read_bytes(path, max_bytes)
+    found = formats.sniff(data)
+    if found and found[1]:
+        raise ValueError(f"is named {path.suffix} but is {found[0]}: rename it to {found[1]}")
     if b"\x00" in data:
         raise ValueError("looks binary (it contains NUL bytes), not a text article")
     try:
@@ -253,10 +271,10 @@ def check_docs_dir(docs_dir: str | os.PathLike) -> Path:
     """The docs folder as a Path; raises ``DocumentsError`` when it is missing or not a folder."""
     docs = Path(docs_dir)
     if not docs.exists():
-        raise DocumentsError(f"docs folder {str(docs)!r} does not exist: pass the folder of .txt articles, "
-                             "e.g. `rag index seeds`")
+        raise DocumentsError(f"docs folder {str(docs)!r} does not exist: pass the folder of articles "
+                             f"({formats.ACCEPTED}), e.g. `rag index seeds`")
     if not docs.is_dir():
-        raise DocumentsError(f"{str(docs)!r} is not a folder: pass the folder that holds the .txt articles")
+        raise DocumentsError(f"{str(docs)!r} is not a folder: pass the folder that holds the articles")
     return docs
 
 
@@ -272,27 +290,53 @@ def read_article(path: Path, docs: Path, max_file_bytes: int = DEFAULT_MAX_FILE_
     Independent of every other file (the distributed indexer runs it on workers); duplicates are
     decided afterwards, in path order, by ``dedupe_documents``.
     """
-    doc_id = doc_id_for(path, docs)
     try:
-        source, digest = read_source(path, max_file_bytes)
+        return read_document(path, doc_id_for(path, docs), path.relative_to(docs).as_posix(), max_file_bytes)
     except (ValueError, OSError) as e:
         return f"{path}: skipped: {e}"
-    if not source.strip():
-        return f"{path}: skipped: the file is empty"
-    doc = parse_article(source, doc_id, path.relative_to(docs).as_posix(), digest)
-    if not doc.segments:
-        return f"{path}: skipped: no article body found after the title"
-    return doc
+
+
+def read_document(path: Path, doc_id: str, rel: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Document:
+    """One article file of any accepted format as a Document; ``ValueError`` says why it cannot be used.
+
+    ``.txt`` is read as it always was (offsets index its text); HTML, PDF and Markdown files are
+    turned into text by ``rag.formats`` and offsets index that text (``Document.source``).
+    """
+    fmt = formats.format_of(path)
+    if fmt is None:
+        raise ValueError(f"is not an article file: use one of {formats.ACCEPTED}")
+    if fmt == "txt":
+        source, digest = read_source(path, max_file_bytes)
+        if not source.strip():
+            raise ValueError("the file is empty")
+        doc = parse_article(source, doc_id, rel, digest)
+        if not doc.segments:
+            raise ValueError("no article body found after the title")
+        return doc
+    data = read_bytes(path, max_file_bytes)
+    if not data.strip():
+        raise ValueError("the file is empty")
+    formats.check_content(data, fmt, path.suffix)
+    conv = formats.convert(data, fmt, name=path.name)
+    t0, t1 = conv.title
+    return Document(doc_id, rel, conv.text[t0:t1], t0, t1, conv.segments, hashlib.sha256(data).hexdigest(),
+                    conv.text, format=fmt, pages=conv.pages, meta=conv.meta)
 
 
 def dedupe_documents(paths: list[Path], results: list[Document | str], warnings: list[str]) -> list[Document]:
-    """Keep the first of exact or same-article duplicates (``results`` in ``paths`` order)."""
+    """Keep the first of exact or same-article duplicates (``results`` in ``paths`` order), and the
+    first of two files whose ids collide (``notes/a.md`` and ``notes/a.html`` are both ``notes/a``)."""
     documents: list[Document] = []
     seen_hash: dict[str, str] = {}
     seen_body: dict[str, str] = {}
+    seen_id: dict[str, str] = {}
     for path, doc in zip(paths, results):
         if isinstance(doc, str):
             warnings.append(doc)
+            continue
+        if doc.doc_id in seen_id:
+            warnings.append(f"{path}: skipped: its document id {doc.doc_id!r} is already {seen_id[doc.doc_id]!r} "
+                            "(the same name with another suffix): rename one of them")
             continue
         if doc.content_hash in seen_hash:
             warnings.append(f"{path}: skipped: an exact duplicate of {seen_hash[doc.content_hash]!r}")
@@ -303,30 +347,34 @@ def dedupe_documents(paths: list[Path], results: list[Document | str], warnings:
             continue
         seen_hash[doc.content_hash] = doc.doc_id
         seen_body[body_key] = doc.doc_id
+        seen_id[doc.doc_id] = doc.path
         documents.append(doc)
     return documents
 
 
 def list_articles(docs_dir: str | os.PathLike) -> tuple[Path, list[Path], list[str]]:
-    """The checked docs folder, its ``.txt`` files in path order, and warnings about others."""
+    """The checked docs folder, its article files (every suffix in ``formats.SUFFIXES``) in path
+    order, and warnings about others."""
     docs = check_docs_dir(docs_dir)
     warnings: list[str] = []
-    return docs, _iter_txt_files(docs, warnings), warnings
+    return docs, _iter_article_files(docs, warnings), warnings
 
 
 def require_documents(documents: list[Document], files: list[Path], docs: Path, warnings: list[str]) -> None:
     if not documents:
-        detail = f" ({len(files)} .txt file(s), none usable: {'; '.join(warnings[:3])})" if files else ""
-        raise DocumentsError(f"no usable .txt articles in {str(docs)!r}{detail}: add UTF-8 text articles "
-                             "(title line, then the body) and run `rag index` again")
+        detail = f" ({len(files)} article file(s), none usable: {'; '.join(warnings[:3])})" if files else ""
+        raise DocumentsError(f"no usable articles in {str(docs)!r}{detail}: add articles ({formats.ACCEPTED}; "
+                             "a .txt file is a title line, then the body) and run `rag index` again")
 
 
 def load_documents(docs_dir: str | os.PathLike, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
                    ) -> tuple[list[Document], list[str]]:
-    """Read every ``.txt`` article below ``docs_dir`` (recursively), cleaned, in path order.
+    """Read every article below ``docs_dir`` (recursively; ``.txt``, ``.html``/``.htm``, ``.pdf``,
+    ``.md``/``.markdown``), cleaned, in path order.
 
     Returns ``(documents, warnings)``. A file that cannot be used (not UTF-8, binary, empty, no
-    body, too large, a duplicate of another, a symlink out of the folder) is skipped with
+    body, too large, a duplicate of another, a symlink out of the folder, an encrypted or scanned
+    PDF, an HTML page with no main text, a suffix that lies about the content) is skipped with
     a warning naming it; the rest are still returned. Raises ``DocumentsError`` when the folder
     is missing or holds no usable article.
     """

@@ -14,7 +14,7 @@ import numpy as np
 from . import store
 from .analysis import Sentence, body_sentence_spans, sentence_from_row, start_analysis
 from .chunking import ChunkerSettings, chunk_document
-from .documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, load_documents, read_source
+from .documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, file_digest, list_articles, load_documents
 from .embedding import Embedder
 from .errors import IndexMismatchError, StoreError
 from .lexical import LexicalIndex
@@ -79,6 +79,18 @@ class OpenIndex:
     def stale(self) -> list[str]:
         """Why the index no longer matches its docs folder ([] when it is up to date)."""
         return stale_reasons(self.manifest)
+
+    def source(self, doc_id: str) -> str:
+        """The text document ``doc_id``'s offsets index, as stored at build time (KeyError if unknown)."""
+        if doc_id not in self.documents:
+            raise KeyError(doc_id)
+        if store.SOURCES not in self.manifest.get("files", {}):
+            raise IndexMismatchError(f"the index at {str(self.index_dir)!r} was built before article texts were "
+                                     f"stored in it: {store.rebuild_hint(self.index_dir)}")
+        if "_sources" not in self.__dict__:
+            self.__dict__["_sources"] = store.SourceTable(self._lazy_file(store.SOURCES),
+                                                          self._lazy_file(store.SOURCE_OFFSETS), list(self.documents))
+        return self.__dict__["_sources"].text(doc_id)
 
     @property
     def has_analysis(self) -> bool:
@@ -154,6 +166,11 @@ def _open_version(index_dir: Path, version: Path, verify: bool | None) -> OpenIn
     return OpenIndex(index_dir, version, manifest, store.read_documents(version), chunks, vstore, lexical)
 
 
+#: Bumped when what the index stores of each document's text changes: a live index built before
+#: (no stored sources) is rebuilt once by the next ``rag index``, even when no article changed.
+SOURCES_LAYOUT = 1
+
+
 def stale_reasons(manifest: dict[str, Any]) -> list[str]:
     docs_dir = manifest.get("docs_dir")
     if not docs_dir:
@@ -162,10 +179,7 @@ def stale_reasons(manifest: dict[str, Any]) -> list[str]:
     if not docs.is_dir():
         return [f"docs folder {docs_dir} is gone"]
     indexed = manifest.get("documents", {})
-    seen = {}
-    for p in sorted(docs.rglob("*.txt")):
-        rel = p.relative_to(docs).as_posix()
-        seen[rel] = p
+    seen = {p.relative_to(docs).as_posix(): p for p in list_articles(docs)[1]}
     reasons = []
     known = {meta["path"]: meta for meta in indexed.values()}
     skipped = set(manifest.get("skipped_paths", []))
@@ -179,7 +193,7 @@ def stale_reasons(manifest: dict[str, Any]) -> list[str]:
         if st.st_size == meta["bytes"] and st.st_mtime_ns == meta["mtime_ns"]:
             continue
         try:
-            _, digest = read_source(p, max(DEFAULT_MAX_FILE_BYTES, st.st_size))
+            digest = file_digest(p, max(DEFAULT_MAX_FILE_BYTES, st.st_size))
         except (ValueError, OSError):
             reasons.append(f"changed article {rel}")
             continue
@@ -333,8 +347,10 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
             writers = {
                 **vstore.writers(),
                 store.CHUNKS: store.write_jsonl([c.to_dict() for c in chunks]),
-                store.CHUNK_OFFSETS: store.write_chunk_offsets,  # after CHUNKS: it indexes that file
+                store.CHUNK_OFFSETS: store.write_line_offsets(store.CHUNKS),  # after CHUNKS: it indexes that file
                 store.DOCUMENTS: store.write_jsonl([d.to_dict() for d in documents]),
+                store.SOURCES: store.write_jsonl([{"doc_id": d.doc_id, "text": d.source} for d in documents]),
+                store.SOURCE_OFFSETS: store.write_line_offsets(store.SOURCES),  # after SOURCES
                 store.BM25_DIR: lexical.save,
             }
             if analyze:
@@ -392,7 +408,7 @@ def _collect_collections(index_dir: Path, uris: set[str | None]) -> None:
 
 def _settings(embedder: Embedder, chunker: ChunkerSettings, docs_dir: Path, analyze: bool) -> dict[str, Any]:
     return {"model": embedder.model_id, "chunker": chunker.to_dict(), "embed_title": True,
-            "analysis": analyze, "docs_dir": str(docs_dir.resolve())}
+            "analysis": analyze, "docs_dir": str(docs_dir.resolve()), "sources": SOURCES_LAYOUT}
 
 
 def _reusable_analysis(previous: OpenIndex | None, doc_id: str, unchanged: set[str]) -> bool:
@@ -483,7 +499,7 @@ def _analyses(documents: list[Document], analysed: dict[str, list[dict[str, Any]
 
 def _doc_meta(doc: Document, docs_dir: Path, num_chunks: int) -> dict[str, Any]:
     st = (docs_dir / doc.path).stat()
-    return {"path": doc.path, "title": doc.title, "content_hash": doc.content_hash,
+    return {"path": doc.path, "title": doc.title, "format": doc.format, "content_hash": doc.content_hash,
             "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "num_chunks": num_chunks}
 
 

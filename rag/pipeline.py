@@ -1,6 +1,7 @@
 """The one object the CLI, the app, the eval suite and outside scripts share."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import unicodedata
@@ -65,7 +66,7 @@ class QA:
     def retrieve(self, question: str, k: int = DEFAULT_K, mode: str | None = None) -> list[Passage]:
         """The ``k`` passages that best match ``question``, best first."""
         q = validate_question(question)
-        return self.retriever.search(q, check_k(k), check_mode(mode or self.mode))
+        return [self._paged(p) for p in self.retriever.search(q, check_k(k), check_mode(mode or self.mode))]
 
     # -- answering ---------------------------------------------------------------------------------
     @property
@@ -86,8 +87,45 @@ class QA:
                  threshold: float | None = None) -> list[Answer]:
         """Answers for many questions; their vectors are encoded in batches."""
         qs = [validate_question(q) for q in questions]
-        return self.answerer.answer_many(qs, k=check_k(k or self.k), mode=check_mode(mode or self.mode),
-                                         threshold=threshold)
+        answers = self.answerer.answer_many(qs, k=check_k(k or self.k), mode=check_mode(mode or self.mode),
+                                            threshold=threshold)
+        return [self._paged_answer(a) for a in answers]
+
+    # -- sources -----------------------------------------------------------------------------------
+    def source(self, doc_id: str) -> str:
+        """The text ``doc_id``'s offsets index: ``qa.source(a.doc_id)[a.start:a.end] == a.text``.
+
+        For a ``.txt`` article it is the file's text; for HTML, PDF and Markdown the text made of
+        the file at build time. It comes from the index, so it stays right when the file changes
+        or is moved until the next ``rag index``.
+        """
+        if not isinstance(doc_id, str) or doc_id not in self.index.documents:
+            known = ", ".join(sorted(self.index.documents)[:5])
+            raise InputError(f"no document {doc_id!r} in the index at {str(self.index_dir)!r} (ids look like: "
+                             f"{known}); take the id from an answer's doc_id or a citation")
+        return self.index.source(doc_id)
+
+    def _paged(self, p: Passage) -> Passage:
+        doc = self.index.documents.get(p.doc_id)
+        page = doc.page_at(p.start) if doc is not None else None
+        return p if page is None or p.page == page else dataclasses.replace(p, page=page)
+
+    def _paged_answer(self, a: Answer) -> Answer:
+        """The answer with the PDF page of its span, evidence, citations and alternatives filled in."""
+        doc = self.index.documents.get(a.doc_id) if a.doc_id else None
+        if not any(d.pages for d in self._docs_of(a)):
+            return a
+        return dataclasses.replace(
+            a, page=doc.page_at(a.start) if doc is not None and a.start is not None else None,
+            evidence=self._paged(a.evidence) if a.evidence else None,
+            citations=[self._paged(c) for c in a.citations],
+            alternatives=[self._paged_answer(x) for x in a.alternatives])
+
+    def _docs_of(self, a: Answer):
+        ids = {a.doc_id, *(c.doc_id for c in a.citations), *(x.doc_id for x in a.alternatives)}
+        if a.evidence:
+            ids.add(a.evidence.doc_id)
+        return [self.index.documents[i] for i in ids if i in self.index.documents]
 
     # -- state -------------------------------------------------------------------------------------
     def stale(self) -> list[str]:

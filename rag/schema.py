@@ -3,11 +3,14 @@
 Path -> Document -> Chunk -> (vectors) -> Passage -> Answer
 
 Every span-bearing value carries ``doc_id``, ``start`` and ``end``: character offsets into the
-original file text as ``Path.read_text(encoding="utf-8")`` returns it, and ``text`` is always
-exactly ``source[start:end]``.
+document's source text, and ``text`` is always exactly ``source[start:end]``. For a ``.txt``
+article the source is the file's text as ``Path.read_text(encoding="utf-8")`` returns it; for
+HTML, PDF and Markdown it is the text ``rag.formats`` made of the file. The index stores every
+source (``QA.source(doc_id)``).
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +27,15 @@ class Document:
     segments: tuple[tuple[int, int], ...]  # kept body regions, in order, never overlapping
     content_hash: str  # sha256 of the raw file bytes
     source: str = field(repr=False, compare=False, default="")
+    format: str = "txt"  # txt, html, pdf or markdown (rag.formats)
+    pages: tuple[int, ...] = ()  # PDF: the offset in source where each page starts
+    meta: dict[str, str] = field(default_factory=dict, compare=False)  # title, author, date, site, url
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based PDF page holding ``offset`` (None when the document has no pages)."""
+        if not self.pages:
+            return None
+        return max(1, bisect.bisect_right(self.pages, offset))
 
     @property
     def body(self) -> str:
@@ -34,6 +46,7 @@ class Document:
         d = asdict(self)
         d.pop("source")
         d["segments"] = [list(s) for s in self.segments]
+        d["pages"] = list(self.pages)
         return d
 
     @classmethod
@@ -41,7 +54,8 @@ class Document:
         return cls(
             doc_id=d["doc_id"], path=d["path"], title=d["title"], title_start=d["title_start"],
             title_end=d["title_end"], segments=tuple((int(s), int(e)) for s, e in d["segments"]),
-            content_hash=d["content_hash"], source=source,
+            content_hash=d["content_hash"], source=source, format=d.get("format", "txt"),
+            pages=tuple(int(p) for p in d.get("pages", ())), meta=dict(d.get("meta") or {}),
         )
 
 
@@ -77,6 +91,7 @@ class Passage:
     end: int
     score: float
     chunk_id: str | None = None
+    page: int | None = None  # the PDF page the passage starts on (None for other formats)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +99,7 @@ class Passage:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Passage":
         return cls(doc_id=d["doc_id"], title=d["title"], text=d["text"], start=int(d["start"]),
-                   end=int(d["end"]), score=float(d["score"]), chunk_id=d.get("chunk_id"))
+                   end=int(d["end"]), score=float(d["score"]), chunk_id=d.get("chunk_id"), page=d.get("page"))
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class Answer:
     question: str = ""
     reader: str = ""
     reason: str | None = None  # why it abstained when that is known (e.g. an unknown name)
+    page: int | None = None  # the PDF page of the answer span (None for other formats)
 
     @property
     def abstained(self) -> bool:
@@ -125,6 +141,7 @@ class Answer:
             "alternatives": [a.to_dict() for a in self.alternatives],
             "reader": self.reader,
             "reason": self.reason,
+            "page": self.page,
         }
 
     @classmethod
@@ -136,6 +153,7 @@ class Answer:
             citations=[Passage.from_dict(c) for c in d.get("citations", [])],
             alternatives=[Answer.from_dict(a) for a in d.get("alternatives", [])],
             question=d.get("question", ""), reader=d.get("reader", ""), reason=d.get("reason"),
+            page=d.get("page"),
         )
 
 

@@ -10,7 +10,9 @@
         chunks.jsonl       the chunk table, one JSON object per line
         chunks.offsets.npy byte offset of every line of chunks.jsonl (n + 1 int64), so a row is
                            read on its own (the table is never loaded whole: see ChunkTable)
-        documents.jsonl    titles, body segments and content hashes
+        documents.jsonl    titles, body segments, content hashes, formats, PDF page starts, metadata
+        sources.jsonl      each document's text, the one its offsets index (row i = document i)
+        sources.offsets.npy  byte offset of every line of sources.jsonl (one text read on its own)
         bm25/              the lexical index (bm25s: JSON + .npy)
         analysis.jsonl     per document: sentences, tokens, entities, parses (the feature reader)
         sentence_vectors.npy  one embedding per analysed sentence
@@ -49,6 +51,8 @@ VECTORS = "vectors.faiss"
 CHUNKS = "chunks.jsonl"
 CHUNK_OFFSETS = "chunks.offsets.npy"
 DOCUMENTS = "documents.jsonl"
+SOURCES = "sources.jsonl"
+SOURCE_OFFSETS = "sources.offsets.npy"
 BM25_DIR = "bm25"
 ANALYSIS = "analysis.jsonl"
 SENTENCE_VECTORS = "sentence_vectors.npy"
@@ -247,17 +251,49 @@ def line_offsets(buf) -> np.ndarray:
     return offsets
 
 
-def write_chunk_offsets(path: Path) -> None:
-    """Write the line offsets of the ``chunks.jsonl`` next to ``path`` (written before it)."""
-    table = path.parent / CHUNKS
-    with open(table, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                offsets = line_offsets(mm)
-        else:
-            offsets = np.zeros(1, dtype=np.int64)
-    np.save(path, offsets, allow_pickle=False)
+def write_line_offsets(table_name: str) -> Callable[[Path], None]:
+    """A writer of the line offsets of the JSONL table ``table_name`` next to ``path`` (the table
+    is written before it)."""
+    def write(path: Path) -> None:
+        with open(path.parent / table_name, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size:
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    offsets = line_offsets(mm)
+            else:
+                offsets = np.zeros(1, dtype=np.int64)
+        np.save(path, offsets, allow_pickle=False)
+    return write
+
+
+class SourceTable:
+    """The stored text of every document of a version: ``sources.jsonl`` memory-mapped, one row
+    parsed per ``text(doc_id)`` (a corpus of large articles is never loaded whole)."""
+
+    def __init__(self, path: Path, offsets_path: Path, doc_ids: list[str]) -> None:
+        self.path = path
+        self._hint = rebuild_hint(path.parent.parent)
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        try:
+            self._offsets = np.load(offsets_path, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise IndexCorruptError(f"{offsets_path} is not a valid .npy file ({e}): {self._hint}") from None
+        if len(self._offsets) != len(doc_ids) + 1 or int(self._offsets[-1]) != size:
+            raise IndexCorruptError(f"{offsets_path} does not match {path} ({len(doc_ids)} documents): {self._hint}")
+        self._row = {d: i for i, d in enumerate(doc_ids)}
+
+    def text(self, doc_id: str) -> str:
+        row = self._row[doc_id]
+        line = self._mm[int(self._offsets[row]):int(self._offsets[row + 1])]
+        try:
+            r = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise IndexCorruptError(f"{self.path} line {row + 1} is not valid JSON ({e}): {self._hint}") from None
+        if not isinstance(r, dict) or r.get("doc_id") != doc_id or not isinstance(r.get("text"), str):
+            raise IndexCorruptError(f"{self.path} line {row + 1} is not the text of {doc_id!r}: {self._hint}")
+        return r["text"]
 
 
 class ChunkTable(Sequence):

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import rag
-from rag.documents import parse_article, read_source
+from rag import formats
+from rag.documents import read_document
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from rag.pipeline import MAX_QUESTION_CHARS
 from rag.schema import Answer, Document, IndexInfo, Passage
@@ -85,7 +86,6 @@ class Engine:
         self._status = Status()
         self._last_check = 0.0
         self._build_embedder = None  # used only under the lock, never by requests
-        self._sources: dict[tuple[str, str], str] = {}
 
     # -- state seen by requests --------------------------------------------------------------------
     @property
@@ -212,23 +212,14 @@ class Engine:
 
     # -- article text for display ------------------------------------------------------------------
     def source(self, qa: rag.QA, doc_id: str) -> tuple[Document, str] | None:
-        """The document and its original text, or None when the file changed since it was indexed."""
+        """The document and the text its offsets index (stored in the index), or None when unknown."""
         doc = qa.index.documents.get(doc_id)
         if doc is None:
             return None
-        key = (doc_id, doc.content_hash)
-        text = self._sources.get(key)
-        if text is None:
-            try:
-                text, digest = read_source(self.docs_dir / doc.path, 1 << 31)
-            except (OSError, ValueError):
-                return None
-            if digest != doc.content_hash:
-                return None
-            if len(self._sources) > 256:
-                self._sources.clear()
-            self._sources[key] = text
-        return doc, text
+        try:
+            return doc, qa.source(doc_id)
+        except rag.RagError:  # an index written before sources were stored: rebuilt on the next refresh
+            return None
 
     # -- uploads -----------------------------------------------------------------------------------
     def add_articles(self, files: Sequence[str | os.PathLike], progress: Tell | None = None,
@@ -238,7 +229,7 @@ class Engine:
         Returns (ok, message). When any file is bad nothing is written and the message names it.
         """
         if not files:
-            return False, "Choose one or more .txt articles first."
+            return False, f"Choose one or more articles ({formats.ACCEPTED}) first."
         try:
             qa = self.current(progress)
             known = {d.content_hash: d.doc_id for d in qa.index.documents.values()}
@@ -250,20 +241,16 @@ class Engine:
             p = Path(f)
             name = p.name
             reason = None
-            text = digest = ""
-            if p.suffix.lower() != ".txt":
-                reason = "only .txt articles can be added"
+            digest = ""
+            if formats.format_of(p) is None:
+                reason = f"not an article file: use one of {formats.ACCEPTED}"
             else:
                 try:
-                    text, digest = read_source(p, UPLOAD_MAX_BYTES)
+                    digest = read_document(p, "upload", name, UPLOAD_MAX_BYTES).content_hash
                 except ValueError as e:
                     reason = str(e)
                 except OSError as e:
                     reason = f"could not be read ({e.strerror or e})"
-            if reason is None and not text.strip():
-                reason = "the file is empty"
-            if reason is None and not parse_article(text, "upload").segments:
-                reason = "no article body found: put the title on the first line and the text below it"
             if reason is None and digest in known:
                 reason = f"the same text is already indexed as {known[digest]}"
             if reason is None and digest in seen:
@@ -304,16 +291,21 @@ class Engine:
 
 
 def _safe_name(name: str) -> str:
+    """A safe file name keeping the article's suffix (lower case): ``My page (1).HTML`` -> ``My_page_1.html``."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._-")[:80] or "article"
-    return f"{stem}.txt"
+    return stem + Path(name).suffix.lower()
 
 
 def _free_path(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``name-2.txt``, ``name-3.txt``... so no existing file is overwritten."""
+    """``folder/name``, or ``name-2.txt``, ``name-3.txt``... so no existing file is overwritten.
+
+    A file of the same stem with another suffix counts as taken too: it would have the same id.
+    """
+    stem, suffix = Path(name).stem, Path(name).suffix
     dest = folder / name
     n = 2
-    while dest.exists():
-        dest = folder / f"{Path(name).stem}-{n}.txt"
+    while any((folder / (dest.stem + s)).exists() for s in formats.SUFFIXES):
+        dest = folder / f"{stem}-{n}{suffix}"
         n += 1
     return dest
 
@@ -362,7 +354,8 @@ def _span_in(passage: Passage, ans: Answer) -> tuple[int, int] | None:
 
 
 def _ref(p: Passage) -> str:
-    return f"{p.doc_id} [{p.start}:{p.end}]"
+    page = f" p. {p.page}" if p.page else ""
+    return f"{p.doc_id} [{p.start}:{p.end}]{page}"
 
 
 def citation_lines(ans: Answer) -> str:
@@ -389,7 +382,7 @@ def _numbers_for(numbered, a: Answer) -> str:
 
 def _article_view(found: tuple[Document, str] | None, p: Passage, span: tuple[int, int] | None) -> str:
     if found is None:
-        return '<p class="rag-note">The article file changed or is missing since it was indexed.</p>'
+        return '<p class="rag-note">This index does not hold the article text: run `rag index` again.</p>'
     doc, source = found
     segments = list(doc.segments) or [(p.start, p.end)]
     total = sum(e - s for s, e in segments)
@@ -401,10 +394,22 @@ def _article_view(found: tuple[Document, str] | None, p: Passage, span: tuple[in
     marks = [(p.start, p.end, 'span class="rag-psg"')]
     if span:
         marks.append((span[0], span[1], "mark"))
-    body = "".join(f"<p>{highlight(source, s, e, marks)}</p>" for s, e in segments)
+    def page_label(s: int) -> str:
+        n = doc.page_at(s)
+        return f'<p class="rag-page">Page {n}</p>' if n else ""
+
+    body = "".join(f"{page_label(s)}<p>{highlight(source, s, e, marks)}</p>" for s, e in segments)
     note = '<p class="rag-note">(long article: the part around the passage)</p>' if clipped else ""
     return (f'<div class="rag-article"><p class="rag-article-title">{esc(doc.title)}</p>{note}{body}'
-            f'<p class="rag-note">{esc(doc.path)}</p></div>')
+            f'<p class="rag-note">{esc(doc.path)}{_meta_note(doc)}</p></div>')
+
+
+def _meta_note(doc: Document) -> str:
+    """`` - by A. Writer, 2024-05-01, example.com`` from an HTML page's metadata (nothing else)."""
+    m = doc.meta
+    bits = [f"by {m['author']}" if m.get("author") else "", m.get("date", ""), m.get("site", "")]
+    bits = [b for b in bits if b]
+    return esc(" \u2014 " + ", ".join(bits)) if bits else ""
 
 
 def render_reply(ans: Answer, lookup: Callable[[str], tuple[Document, str] | None]) -> str:
@@ -537,6 +542,8 @@ details.rag-full summary, details.rag-copy summary { cursor: pointer; color: #1d
 .rag-article-title { font-weight: 700; }
 .rag-psg { background: #e3edff; color: inherit; border-radius: 2px; }
 .rag-note { font-size: .8rem; color: var(--body-text-color-subdued); }
+.rag-page { font-size: .75rem; font-weight: 600; color: var(--body-text-color-subdued); margin: .4rem 0 0;
+  border-bottom: 1px dashed var(--border-color-primary); }
 details.rag-copy pre { white-space: pre-wrap; overflow-wrap: anywhere; font-size: .8rem; margin: .3rem 0;
   padding: .4rem .5rem; background: var(--background-fill-secondary); border-radius: 6px; user-select: all; }
 .rag-q { white-space: normal; overflow-wrap: anywhere; }
@@ -718,12 +725,13 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
                                           info="answer only at or above this confidence")
                     clear_btn = gr.Button("Clear the chat", size="sm")
                 cites = gr.Textbox(label="Citations of the last answer",
-                                   info="one a line: doc_id [start:end] title", lines=3,
+                                   info="one a line: doc_id [start:end] (p. N for a PDF) title", lines=3,
                                    max_lines=8, interactive=False, buttons=["copy"], elem_id="rag-cites")
                 with gr.Accordion("Add articles", open=False, visible=allow_upload):
-                    files = gr.File(file_count="multiple", file_types=[".txt"], label="Articles",
+                    files = gr.File(file_count="multiple", file_types=list(formats.SUFFIXES), label="Articles",
                                     elem_id="rag-files")
-                    gr.HTML('<p class="rag-note">UTF-8 .txt files: the title on the first line, then the text. '
+                    gr.HTML('<p class="rag-note">Web pages (.html), PDFs with a text layer (.pdf), Markdown '
+                            '(.md) or UTF-8 .txt files (the title on the first line, then the text). '
                             f'Up to {UPLOAD_MAX_BYTES // (1024 * 1024)} MB each.</p>')
                     add = gr.Button("Add to the index", size="sm")
                     upload_msg = gr.HTML("", label="Upload result", elem_classes="rag-upload-msg")

@@ -115,7 +115,7 @@ def test_search_json_offsets(cli_index, capsys):
     assert isinstance(hits, list) and len(hits) == 3
     src = sources()
     for h in hits:
-        assert set(h) == {"doc_id", "title", "text", "start", "end", "score", "chunk_id"}
+        assert set(h) == {"doc_id", "title", "text", "start", "end", "score", "chunk_id", "page"}
         assert src[h["doc_id"]][h["start"]:h["end"]] == h["text"]
     assert any("Shugayev" in h["text"] for h in hits)
     rc, out, _ = run(capsys, "search", QUESTIONS[1], "--index", idx, "-k", 1, "--mode", "bm25")
@@ -218,7 +218,7 @@ def test_docs_folder_missing(capsys, tmp_path):
 def test_docs_folder_empty(capsys, tmp_path):
     (tmp_path / "docs").mkdir()
     rc, _, err = run(capsys, "index", tmp_path / "docs", "--index", tmp_path / "idx")
-    assert_error(rc, err, "no usable .txt articles", "run `rag index` again", progress_ok=True)
+    assert_error(rc, err, "no usable articles", "run `rag index` again", progress_ok=True)
 
 
 def test_docs_folder_of_unusable_files(capsys, tmp_path):

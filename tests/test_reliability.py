@@ -156,7 +156,7 @@ def test_broken_and_looping_symlinks_and_pipes_skipped(tmp_path):
 
 
 def test_missing_docs_folder_creates_no_index_folder(tmp_path):
-    with pytest.raises(rag.DocumentsError, match="does not exist: pass the folder of .txt articles"):
+    with pytest.raises(rag.DocumentsError, match="does not exist: pass the folder of articles"):
         rag.build_index(tmp_path / "typo", tmp_path / "idx", embedder=FakeEmbedder())
     assert not (tmp_path / "idx").exists()
     (tmp_path / "file.txt").write_text(GOOD, encoding="utf-8")
@@ -172,7 +172,7 @@ def test_folder_of_only_unusable_files_names_the_reasons(tmp_path):
     with pytest.raises(rag.DocumentsError) as e:
         load_documents(tmp_path)
     msg = str(e.value)
-    assert "3 .txt file(s), none usable" in msg and "not UTF-8" in msg and "binary" in msg
+    assert "3 article file(s), none usable" in msg and "not UTF-8" in msg and "binary" in msg
     assert "run `rag index` again" in msg and "\n" not in msg
 
 

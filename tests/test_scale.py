@@ -29,7 +29,7 @@ def _write_table(folder, chunks, offsets=True):
     folder.mkdir(parents=True, exist_ok=True)
     store.write_jsonl([c.to_dict() for c in chunks])(folder / store.CHUNKS)
     if offsets:
-        store.write_chunk_offsets(folder / store.CHUNK_OFFSETS)
+        store.write_line_offsets(store.CHUNKS)(folder / store.CHUNK_OFFSETS)
 
 
 # --- the lazy chunk table ------------------------------------------------------------------------
