@@ -164,3 +164,50 @@ def test_example_fills_the_question_box_and_settings_apply(browser, url):
         assert reply.locator(".rag-cite").count() >= 1
     finally:
         page.close()
+
+
+def test_upload_a_web_page_and_a_pdf_then_ask_about_each(browser, tmp_path_factory):
+    """A person adds a saved news page and a two-page PDF through "Add articles", then asks: the
+    HTML page's fact is answered without its chrome, the PDF answer is cited with its page, and the
+    full article opens on the page label. Its own server, so the other tests' corpus is untouched."""
+    from rag.webapp import Engine, build_app, launch
+    from test_formats import NEWS_HTML, PAGE1, PAGE2, _pdf
+
+    docs, index = prepared_corpus(tmp_path_factory, "browser-upload")
+    files = tmp_path_factory.mktemp("to-upload")
+    (files / "bridge.html").write_text(NEWS_HTML, encoding="utf-8")
+    _pdf(files / "Harbour Report.PDF", [PAGE1, PAGE2])
+    engine = Engine(docs, index, reader="fast")
+    engine.refresh()
+    app = build_app(docs, index, engine=engine)
+    _, local_url, _ = launch(app, "127.0.0.1", free_port(), prevent_thread_lock=True, quiet=True)
+    page, errors = None, []
+    try:
+        page, errors = open_page(browser, local_url, 1440, 1000)
+        page.get_by_text("Add articles").first.click()
+        page.locator("#rag-files input[type=file]").set_input_files(
+            [str(files / "bridge.html"), str(files / "Harbour Report.PDF")])
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Add to the index").click()
+        page.wait_for_function("document.querySelector('.rag-upload-msg') && "
+                               "document.querySelector('.rag-upload-msg').innerText.includes('Added 2 articles')",
+                               timeout=120_000)
+        assert (docs / "uploads" / "bridge.html").exists() and (docs / "uploads" / "Harbour_Report.pdf").exists()
+        reply = ask(page, "Who is the chief engineer of the Northgate harbour bridge?")
+        assert "Maria Okafor" in reply.locator(".rag-answer").inner_text()
+        assert "cookies" not in reply.inner_text() and "Related stories" not in reply.inner_text()
+        reply = ask(page, "Who designed the new lighthouse at Cape Wrath?")
+        assert "Ingrid Halvorsen" in reply.locator(".rag-answer").inner_text()
+        refs = [r for r in reply.locator(".rag-cite .rag-ref").all_inner_texts() if "Harbour_Report" in r]
+        assert refs and refs[0].endswith("p. 2"), refs
+        reply.locator("details.rag-full summary").first.click()
+        assert reply.locator(".rag-article .rag-page").filter(has_text="Page 2").first.is_visible()
+        assert reply.locator(".rag-article mark").first.is_visible()
+        reply.scroll_into_view_if_needed()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "chat-upload-pdf.png"), full_page=False)
+        assert errors == []
+    finally:
+        if page is not None:
+            page.close()
+        app.close()
