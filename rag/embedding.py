@@ -30,13 +30,18 @@ def default_model_path() -> Path:
 
 
 def resolve_model(model: str | os.PathLike | None) -> tuple[str, Path]:
-    """Return (model id stored in manifests, folder to load) for a model name or local path."""
+    """Return (model id stored in manifests, folder to load) for the default, a local folder or a hub id."""
     if model is None or str(model) == DEFAULT_MODEL:
         return DEFAULT_MODEL, default_model_path()
+    from . import hub
+
+    if hub.is_hub_id(model):  # named by the user: the one case a model may be downloaded
+        return str(model), hub.fetch(str(model), "embedding model", option="--model")
     path = Path(model).expanduser()
     if not path.is_dir():
-        raise ModelError(f"embedding model {str(model)!r} is not a local folder; models are never downloaded: "
-                         f"pass a sentence-transformers model folder, or omit it for {DEFAULT_MODEL}")
+        raise ModelError(f"embedding model {str(model)!r} is neither a local folder nor a Hugging Face id "
+                         f"(owner/name): pass a sentence-transformers model folder, a hub id such as "
+                         f"sentence-transformers/all-MiniLM-L6-v2, or omit it for {DEFAULT_MODEL}")
     return str(path.resolve()), path
 
 

@@ -142,7 +142,7 @@ def neural_reader(model: str, name: str | None = None, **kwargs):
 
 
 def make_reader(spec: object, qa) -> Reader:
-    """A reader from a name (see the table above), a model or adapter folder, or a Reader instance.
+    """A reader from a name (see the table above), a model or adapter folder, a Hugging Face id, or a Reader.
 
     ``None`` gives the default. Bad names and missing models raise InputError naming the fix.
     """
@@ -169,10 +169,16 @@ def make_reader(spec: object, qa) -> Reader:
         from .fusion import FusedReader
 
         return FusedReader(qa.index, qa.embedder, neural=neural_reader(rs.model), name=rs.name)
-    path = Path(spec)
+    from .. import hub
+
+    if hub.is_hub_id(spec):  # e.g. deepset/roberta-base-squad2: fetched because the user named it
+        path = hub.fetch(str(spec), "reader", option="--reader")
+    else:
+        path = Path(spec)
     if not path.is_dir():
-        raise InputError(f"reader {str(spec)!r} is neither a reader name ({', '.join(names())}) nor a model "
-                         "folder on disk: pass a folder holding a transformers question-answering model")
+        raise InputError(f"reader {str(spec)!r} is neither a reader name ({', '.join(names())}), a model "
+                         "folder on disk nor a Hugging Face id (owner/name): pass a folder holding a "
+                         "transformers question-answering model, or its hub id")
     from .neural import NeuralReader
 
     return NeuralReader(path)
