@@ -1,6 +1,7 @@
 """The chat app end to end: real model, real FAISS, a real server on 127.0.0.1, gradio_client calls."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -365,34 +366,25 @@ def test_cli_never_imports_gradio():
     assert out.stdout.strip() == "False"
 
 
-def test_app_py_builds_on_first_run_and_serves(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "ship.txt").write_text(ship_article("Ostmark", "Valkyra", "Dunmarrow"), encoding="utf-8")
-    index = tmp_path / "index"
-    port = free_port()
-    env = {**os.environ, "RAG_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--docs", str(docs), "--index", str(index)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = []
-    watchdog = threading.Timer(150, proc.kill)
+@contextlib.contextmanager
+def serving(cmd: list[str], cwd: Path, env: dict[str, str], ready: str = "index: ready", wait_s: float = 120):
+    """Start a page server process, yield its console log up to the ``ready`` line, then stop it.
+
+    A watchdog kills a process that hangs; the log read stops at ``ready``, at EOF or after ``wait_s``.
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(wait_s + 30, proc.kill)
     watchdog.start()
     try:
-        deadline = time.monotonic() + 120
+        log, deadline = [], time.monotonic() + wait_s
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             log.append(line)
-            if "index: ready" in line:
+            if ready in line:
                 break
-        text = "".join(log)
-        assert "index: ready" in text, text
-        assert "embedding chunks" in text, text  # console progress of the first build
-        d = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(ship_question("Ostmark", "Valkyra"),
-                                                                        api_name="/ask")
-        assert d["doc_id"] == "ship" and "Dunmarrow" in d["evidence"]["text"], d
-        assert (index / "CURRENT").exists()
+        yield "".join(log)
     finally:
         watchdog.cancel()
         proc.terminate()
@@ -400,6 +392,23 @@ def test_app_py_builds_on_first_run_and_serves(tmp_path):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_app_py_builds_on_first_run_and_serves(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ship.txt").write_text(ship_article("Ostmark", "Valkyra", "Dunmarrow"), encoding="utf-8")
+    index = tmp_path / "index"
+    port = free_port()
+    env = {**os.environ, "RAG_PORT": str(port)}
+    with serving([sys.executable, str(ROOT / "app.py"), "--docs", str(docs), "--index", str(index)],
+                 tmp_path, env) as text:
+        assert "index: ready" in text, text
+        assert "embedding chunks" in text, text  # console progress of the first build
+        d = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(ship_question("Ostmark", "Valkyra"),
+                                                                        api_name="/ask")
+        assert d["doc_id"] == "ship" and "Dunmarrow" in d["evidence"]["text"], d
+        assert (index / "CURRENT").exists()
 
 
 @pytest.mark.parametrize("args, says", [
@@ -424,21 +433,8 @@ def test_rag_serve_with_a_login_and_uploads_off(tmp_path):
     (docs / "ship.txt").write_text(ship_article("Ostmark", "Valkyra", "Dunmarrow"), encoding="utf-8")
     port = free_port()
     env = {**os.environ, "RAG_AUTH": "alice:s3cret-pw"}  # the login through the environment
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--docs", str(docs), "--index",
-                             str(tmp_path / "index"), "--port", str(port), "--no-upload"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = []
-    watchdog = threading.Timer(150, proc.kill)
-    watchdog.start()
-    try:
-        while True:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            log.append(line)
-            if "index: ready" in line:
-                break
-        text = "".join(log)
+    with serving([sys.executable, "-m", "rag.cli", "serve", "--docs", str(docs), "--index", str(tmp_path / "index"),
+                  "--port", str(port), "--no-upload"], tmp_path, env) as text:
         assert "index: ready" in text and "login required" in text and "uploads off" in text, text
         url = f"http://127.0.0.1:{port}/"
         with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error types
@@ -450,10 +446,3 @@ def test_rag_serve_with_a_login_and_uploads_off(tmp_path):
         assert d["doc_id"] == "ship" and "Dunmarrow" in d["evidence"]["text"], d
         endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert "/ask" in endpoints and "/upload" not in endpoints
-    finally:
-        watchdog.cancel()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()

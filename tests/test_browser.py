@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from test_app import HOSTILE_Q, SHUGAYEV_Q, free_port, prepared_corpus  # noqa: E402
+from test_app import HOSTILE_Q, SHUGAYEV_Q, free_port, prepared_corpus, serving, ship_article, ship_question  # noqa: E402
 
 # gradio's own queue code warns about pandas deprecations on every call: not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -211,3 +211,39 @@ def test_upload_a_web_page_and_a_pdf_then_ask_about_each(browser, tmp_path_facto
         if page is not None:
             page.close()
         app.close()
+
+
+def test_rag_serve_on_the_network_asks_for_a_login_first(browser, tmp_path):
+    """`rag serve --host 0.0.0.0 --auth USER:PASSWORD`: the browser gets a login form, a wrong
+    password keeps it there, the right one opens the chat page (the refusal without --auth is
+    test_app.py::test_rag_serve_refuses_an_open_network_page_and_a_malformed_login)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ship.txt").write_text(ship_article("Ostmark", "Valkyra", "Dunmarrow"), encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RAG_AUTH"}
+    with serving([sys.executable, "-m", "rag.cli", "serve", "--docs", str(docs), "--index", str(tmp_path / "index"),
+                  "--host", "0.0.0.0", "--port", str(port), "--auth", "alice:s3cret-pw"], tmp_path, env) as log:
+        assert "login required" in log and "s3cret" not in log, log
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        try:
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("input[type=password]", timeout=60_000)
+            assert page.locator("#rag-question").count() == 0  # nothing of the chat page before the login
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "serve-login.png"))
+            def log_in(password: str) -> None:
+                page.locator("input[type=text], input:not([type])").first.fill("alice")
+                page.fill("input[type=password]", password)
+                page.get_by_role("button", name="Login").click()
+
+            log_in("wrong")
+            page.wait_for_timeout(2000)
+            assert page.locator("#rag-question").count() == 0 and page.locator("input[type=password]").count() == 1
+            log_in("s3cret-pw")
+            page.wait_for_selector("#rag-question textarea", timeout=60_000)
+            page.wait_for_selector("#rag-status .rag-ok", timeout=60_000)
+            reply = ask(page, ship_question("Ostmark", "Valkyra"))
+            assert "Dunmarrow" in reply.inner_text()
+        finally:
+            page.close()
