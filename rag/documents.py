@@ -258,13 +258,7 @@ def read_source(path: Path, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[st
         raise ValueError(f"is named {path.suffix} but is {found[0]}: rename it to {found[1]}")
     if b"\x00" in data:
         raise ValueError("looks binary (it contains NUL bytes), not a text article")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"is not UTF-8 (byte {e.start}): convert it, e.g. iconv -f latin1 -t utf-8") from None
-    # Universal newlines, as Path.read_text does.
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text, hashlib.sha256(data).hexdigest()
+    return formats.decode_text(data), hashlib.sha256(data).hexdigest()
 
 
 def check_docs_dir(docs_dir: str | os.PathLike) -> Path:

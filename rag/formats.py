@@ -77,6 +77,16 @@ def sniff(data: bytes) -> tuple[str, str | None] | None:
     return None
 
 
+def decode_text(data: bytes, encoding: str = "utf-8") -> str:
+    """UTF-8 bytes as text with universal newlines (as ``Path.read_text`` gives it); ``ValueError``
+    with the fix when they are not UTF-8. ``utf-8-sig`` drops a leading byte-order mark."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"is not UTF-8 (byte {e.start}): convert it, e.g. iconv -f latin1 -t utf-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def check_content(data: bytes, fmt: str, suffix: str) -> None:
     """Raise ``ValueError`` when the bytes are not what the suffix says."""
     found = sniff(data)
@@ -308,11 +318,7 @@ def _inline(tok) -> str:
 def _markdown(data: bytes, name: str) -> Converted:
     from markdown_it import MarkdownIt  # noqa: PLC0415
 
-    try:
-        source = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"is not UTF-8 (byte {e.start}): convert it, e.g. iconv -f latin1 -t utf-8") from None
-    source = source.replace("\r\n", "\n").replace("\r", "\n")
+    source = decode_text(data, "utf-8-sig")
     tokens = MarkdownIt("commonmark").enable("table").parse(source)
     title = ""
     blocks: list[str] = []

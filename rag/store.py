@@ -266,6 +266,32 @@ def write_line_offsets(table_name: str) -> Callable[[Path], None]:
     return write
 
 
+def _map_jsonl(path: Path, offsets: np.ndarray | None, offsets_name: str, hint: str):
+    """``path`` memory-mapped and its line offsets checked against it: ``(mapping, offsets)``.
+
+    ``offsets`` (n + 1 ints: 0, each row's end) are computed from the file when None.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    if offsets is None:
+        offsets = line_offsets(mm)
+    offsets = np.asarray(offsets)
+    if (offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu" or int(offsets[0]) != 0
+            or int(offsets[-1]) != size or (len(offsets) > 1 and bool(np.any(np.diff(offsets) <= 0)))):
+        raise IndexCorruptError(f"{path.parent / offsets_name} does not match {path}: {hint}")
+    return mm, offsets
+
+
+def _row_json(mm, offsets: np.ndarray, row: int, path: Path, hint: str) -> Any:
+    """Row ``row`` of a mapped JSONL table, parsed."""
+    line = mm[int(offsets[row]):int(offsets[row + 1])]
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexCorruptError(f"{path} line {row + 1} is not valid JSON ({e}): {hint}") from None
+
+
 class SourceTable:
     """The stored text of every document of a version: ``sources.jsonl`` memory-mapped, one row
     parsed per ``text(doc_id)`` (a corpus of large articles is never loaded whole)."""
@@ -273,24 +299,18 @@ class SourceTable:
     def __init__(self, path: Path, offsets_path: Path, doc_ids: list[str]) -> None:
         self.path = path
         self._hint = rebuild_hint(path.parent.parent)
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         try:
-            self._offsets = np.load(offsets_path, mmap_mode="r", allow_pickle=False)
+            offsets = np.load(offsets_path, mmap_mode="r", allow_pickle=False)
         except ValueError as e:
             raise IndexCorruptError(f"{offsets_path} is not a valid .npy file ({e}): {self._hint}") from None
-        if len(self._offsets) != len(doc_ids) + 1 or int(self._offsets[-1]) != size:
+        self._mm, self._offsets = _map_jsonl(path, offsets, offsets_path.name, self._hint)
+        if len(self._offsets) != len(doc_ids) + 1:
             raise IndexCorruptError(f"{offsets_path} does not match {path} ({len(doc_ids)} documents): {self._hint}")
         self._row = {d: i for i, d in enumerate(doc_ids)}
 
     def text(self, doc_id: str) -> str:
         row = self._row[doc_id]
-        line = self._mm[int(self._offsets[row]):int(self._offsets[row + 1])]
-        try:
-            r = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise IndexCorruptError(f"{self.path} line {row + 1} is not valid JSON ({e}): {self._hint}") from None
+        r = _row_json(self._mm, self._offsets, row, self.path, self._hint)
         if not isinstance(r, dict) or r.get("doc_id") != doc_id or not isinstance(r.get("text"), str):
             raise IndexCorruptError(f"{self.path} line {row + 1} is not the text of {doc_id!r}: {self._hint}")
         return r["text"]
@@ -311,16 +331,7 @@ class ChunkTable(Sequence):
                  index_dir: Path | None = None) -> None:
         self.path = Path(path)
         self._hint = rebuild_hint(index_dir or self.path.parent.parent)
-        with open(self.path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        if offsets is None:
-            offsets = line_offsets(self._mm)
-        offsets = np.asarray(offsets)
-        if (offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu" or int(offsets[0]) != 0
-                or int(offsets[-1]) != size or (len(offsets) > 1 and bool(np.any(np.diff(offsets) <= 0)))):
-            raise IndexCorruptError(f"{self.path.parent / CHUNK_OFFSETS} does not match {self.path}: {self._hint}")
-        self._offsets = offsets
+        self._mm, self._offsets = _map_jsonl(self.path, offsets, CHUNK_OFFSETS, self._hint)
         self._cache: OrderedDict[int, Chunk] = OrderedDict()
         self._cache_rows = cache_rows
         self._lock = threading.Lock()
@@ -329,11 +340,9 @@ class ChunkTable(Sequence):
         return len(self._offsets) - 1
 
     def _parse(self, row: int) -> Chunk:
-        line = self._mm[int(self._offsets[row]):int(self._offsets[row + 1])]
+        d = _row_json(self._mm, self._offsets, row, self.path, self._hint)
         try:
-            c = Chunk.from_dict(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise IndexCorruptError(f"{self.path} line {row + 1} is not valid JSON ({e}): {self._hint}") from None
+            c = Chunk.from_dict(d)
         except (KeyError, TypeError) as e:
             raise IndexCorruptError(f"{self.path} has a row without {e}: {self._hint}") from None
         if c.end - c.start != len(c.text):
