@@ -119,7 +119,7 @@ def hnsw_cached(vectors: np.ndarray, spec: dict, tag: str, log=print):
     """The HNSW index of ``spec`` over ``vectors``, read from the cache when built before."""
     import faiss
 
-    from rag import store
+    from rag.stores import faiss_store
 
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"hnsw-{tag}-n{len(vectors)}-M{spec['M']}-efc{spec['efConstruction']}.faiss"
@@ -129,7 +129,7 @@ def hnsw_cached(vectors: np.ndarray, spec: dict, tag: str, log=print):
         build_s = json.loads(path.with_suffix(".json").read_text())["build_s"]
     else:
         t = time.perf_counter()
-        index = store.make_faiss_index(vectors, spec)
+        index = faiss_store.make_faiss_index(vectors, spec)
         build_s = time.perf_counter() - t
         faiss.write_index(index, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
@@ -143,14 +143,15 @@ def hnsw_cached(vectors: np.ndarray, spec: dict, tag: str, log=print):
 def synthetic_index(n: int, folder: Path, *, seed: int = 0, log=print, spec: dict | None = None) -> Path:
     """An index folder of ``n`` chunks: random unit vectors, real-sentence texts, BM25, manifest.
 
-    Built with rag.store helpers (no encoder), with the FAISS kind ``faiss_spec(n)`` picks, so it
+    Built with rag.index.versions helpers (no encoder), with the FAISS kind ``faiss_spec(n)`` picks, so it
     loads with ``rag.load`` like a real index (model id all-MiniLM-L6-v2, dimension 384).
     """
-    from rag import store
+    from rag.index import versions
     from rag.chunking import ChunkerSettings
     from rag.embedding import DEFAULT_MODEL
-    from rag.indexing import faiss_spec
     from rag.lexical import LexicalIndex
+    from rag.stores import faiss_store
+    from rag.stores.faiss_store import faiss_spec
 
     spec = spec or faiss_spec(n)
     marker = folder / "BENCH.json"
@@ -165,7 +166,7 @@ def synthetic_index(n: int, folder: Path, *, seed: int = 0, log=print, spec: dic
         index, _, cached = hnsw_cached(vectors, spec, f"uniform-s{seed}", log)
         write_vectors = lambda path: shutil.copyfile(cached, path)  # noqa: E731
     else:
-        write_vectors = store.write_faiss(store.make_faiss_index(vectors, spec))
+        write_vectors = faiss_store.write_faiss(faiss_store.make_faiss_index(vectors, spec))
     del vectors
     rng = random.Random(seed)
     pool = seed_sentences()
@@ -183,12 +184,12 @@ def synthetic_index(n: int, folder: Path, *, seed: int = 0, log=print, spec: dic
                 "analysis": False, "docs_dir": None, "dimension": DIM, "metric": "inner_product",
                 "faiss": spec, "num_documents": 0, "num_chunks": n, "documents": {}, "skipped_paths": [],
                 "warnings": [], "synthetic": True}
-    store.write_version(folder, manifest, {
-        store.VECTORS: write_vectors,
-        store.CHUNKS: store.write_jsonl(rows),
-        store.CHUNK_OFFSETS: store.write_line_offsets(store.CHUNKS),
-        store.DOCUMENTS: store.write_jsonl([]),
-        store.BM25_DIR: lexical.save,
+    versions.write_version(folder, manifest, {
+        faiss_store.VECTORS: write_vectors,
+        versions.CHUNKS: versions.write_jsonl(rows),
+        versions.CHUNK_OFFSETS: versions.write_line_offsets(versions.CHUNKS),
+        versions.DOCUMENTS: versions.write_jsonl([]),
+        versions.BM25_DIR: lexical.save,
     })
     marker.write_text(json.dumps(want))
     log(f"  ({n:,}-chunk synthetic index written in {time.perf_counter() - t0:.0f} s at {folder})")

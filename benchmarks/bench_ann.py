@@ -6,7 +6,7 @@ Data: uniform random unit vectors in 384 dimensions (the worst case for a graph 
 cluster structure at all); queries: 200 stored vectors plus Gaussian noise (cosine ~0.7 to
 their source), so the true top-1 is the source and the rest are its nearest neighbours.
 Times are single-query (one question at a time, as `rag ask` runs, on one OpenMP thread as
-rag.retrieval.faiss_search does), median over the 200 queries. HNSW M / efConstruction come from rag.indexing.HNSW_SPEC
+rag.stores.faiss_store.faiss_search does), median over the 200 queries. HNSW M / efConstruction come from rag.stores.faiss_store.HNSW_SPEC
 (or --M / --efc); efSearch is swept, and the smallest value with recall@10 >= --target is
 reported. Large HNSW indexes are cached (benchmarks/_common.py CACHE) for bench_latency.py.
 ``--data`` picks the data sets built at every size: ``uniform`` (above) and/or ``lowrank``
@@ -28,8 +28,8 @@ from _common import DIM, ROOT, hnsw_cached, machine, perturbed_queries, random_v
 
 
 def single_query_times(index, queries: np.ndarray, k: int = 10) -> tuple[list[float], np.ndarray]:
-    """One query at a time through rag.retrieval.faiss_search (one OpenMP thread, as rag runs it)."""
-    from rag.retrieval import faiss_search
+    """One query at a time through rag.stores.faiss_store.faiss_search (one OpenMP thread, as rag runs it)."""
+    from rag.stores.faiss_store import faiss_search
 
     times, rows = [], []
     faiss_search(index, queries[:1], k)  # warm
@@ -93,7 +93,7 @@ def run_size(n: int, vectors: np.ndarray, spec: dict, efs: list[int], target: fl
 
 
 def main(argv=None) -> int:
-    from rag.indexing import HNSW_SPEC
+    from rag.stores.faiss_store import HNSW_SPEC
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
             results.append(run_size(n, lowrank_vectors(n, seed=7), spec, efs, a.target, "lowrank32-s7"))
     if a.real:
         from rag.embedding import Embedder
-        from rag.indexing import open_index
+        from rag.index import open_index
 
         idx = open_index(a.real)
         real = idx.vectors.reconstruct_n(0, idx.vectors.ntotal)

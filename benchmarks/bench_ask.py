@@ -38,7 +38,7 @@ def main(argv=None) -> int:
 
     import faiss
     import rag
-    from rag.retrieval import faiss_search
+    from rag.stores.faiss_store import faiss_search
 
     tmp = None
     index = a.index

@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from rag.embedding import Embedder
-    from rag.indexing import embed_text, open_index
+    from rag.chunking import embed_text
+    from rag.index import open_index
 
     print(machine())
     docs = write_articles(CACHE / f"docs-index-{a.articles}x{a.sentences}", a.articles, a.sentences, seed=42)

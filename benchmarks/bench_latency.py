@@ -4,9 +4,9 @@
 
 Corpora: the seed index; 10k chunks of real text (seed sentences reshuffled into articles,
 really encoded by build_index, analyze=False); 100k and 1M chunks of random unit vectors with
-real-sentence texts and a real BM25 index, written with rag.store helpers (no encoding). Each
+real-sentence texts and a real BM25 index, written with rag.index.versions helpers (no encoding). Each
 size loads in its own fresh process (so RSS is that size's alone) with the FAISS kind
-faiss_spec(n) picks (exact below ANN_THRESHOLD, HNSW above) and the mmap rules of rag.store.
+faiss_spec(n) picks (exact below ANN_THRESHOLD, HNSW above) and the mmap rules of rag.stores.faiss_store.
 
 The floor, per question: one question encode + one exact FAISS search (IndexFlatIP) of the same
 size, k=5. Every figure is warm (models loaded, a few warm-up questions first) and measured in
@@ -21,8 +21,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CACHE, ROOT, machine, pct, rss_mb, synthetic_index, write_articles  # noqa: E402
@@ -77,7 +75,7 @@ def measure_one(size: str, n_questions: int, n_ask: int, flat: bool = False) -> 
         exact = faiss.IndexFlatIP(qa.index.dimension)
         for b in range(0, n, 100_000):
             exact.add(qa.index.vectors.reconstruct_n(b, min(100_000, n - b)))
-    from rag.retrieval import faiss_search  # the fastest way to run one exact query here
+    from rag.stores.faiss_store import faiss_search  # the fastest way to run one exact query here
 
     for q in questions[:5]:  # warm up every path (page cache, BM25, reader)
         faiss_search(exact, emb.encode([q]), 5)
@@ -182,7 +180,7 @@ def main(argv=None) -> int:
         r = json.loads(p.stdout.strip().splitlines()[-1])
         results.append(r)
         print(f"size {size}: {r['chunks']:,} chunks done in {time.perf_counter() - t:.0f} s", flush=True)
-    print(f"\nwarm latency, ms (p50 / p95), ratio = p50 / floor p50; floor = 1 question encode + 1 exact search")
+    print("\nwarm latency, ms (p50 / p95), ratio = p50 / floor p50; floor = 1 question encode + 1 exact search")
     print(f"{'corpus':>10s} {'chunks':>9s} {'faiss':>6s} {'load s':>7s} {'floor':>13s} {'dense':>19s} "
           f"{'hybrid':>19s} {'ask':>21s} {'RSS anon/file MB':>17s}")
     for r in results:

@@ -44,11 +44,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    import rag
-    from rag import distributed
+    from rag.index import distributed
     from rag.embedding import Embedder
-    from rag.indexing import embed_text, open_index
-    from rag.retrieval import faiss_search
+    from rag.chunking import embed_text
+    from rag.index import open_index
+    from rag.stores.faiss_store import faiss_search
 
     tmp = Path(tempfile.mkdtemp(prefix="rag-bench-scale-"))
     try:

@@ -7,7 +7,7 @@ sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]
 import rag
 from rag.chunking import ChunkerSettings
 from rag.embedding import Embedder
-from rag.evaluation import normalize_answer
+from rag.eval.metrics import normalize_answer
 emb = Embedder()
 gold = [json.loads(l) for l in open(str(__import__('pathlib').Path(__file__).resolve().parents[1] / 'evals' / 'gold.jsonl'))]
 split = sys.argv[1] if len(sys.argv) > 1 else 'dev'

@@ -8,14 +8,20 @@
 """
 import os as _os
 
+# The one place the package's environment defaults are set (every ``rag.*`` import runs this
+# first): nothing may be fetched from a hub unless the user names a model (``rag.hub``), and the
+# tokenizers' own thread pool and progress noise stay off.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "sequence longer than ..." noise: we check lengths
+_os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from .errors import (  # noqa: E402
     DocumentsError, IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, InputError,
     ModelError, RagError,
 )
-from .indexing import build_index  # noqa: E402
+from .index import build_index  # noqa: E402
 from .pipeline import QA, load  # noqa: E402
 from .schema import Answer, Chunk, Document, IndexInfo, Passage  # noqa: E402
 

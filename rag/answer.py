@@ -78,7 +78,7 @@ def has_count(text: str) -> bool:
 
 def normalize(text: str) -> str:
     """The SQuAD answer normalisation (Unicode-aware), used to decide that two spans agree."""
-    from .evaluation import normalize_answer
+    from .eval.metrics import normalize_answer
 
     return normalize_answer(text)
 
@@ -159,18 +159,20 @@ class Answerer:
         self.alt_ratio = alt_ratio
 
     @classmethod
-    def create(cls, qa, *, reader: object = None, threshold: float | None = None) -> "Answerer":
-        rd = make_reader(reader, qa)
+    def create(cls, retriever, *, reader: object = None, threshold: float | None = None) -> "Answerer":
+        """The answerer over ``retriever`` (its index and embedder build the reader) with ``reader``'s
+        tuned calibration and threshold (``threshold`` overrides the tuned one)."""
+        rd = make_reader(reader, retriever.index, retriever.embedder)
         settings = load_reader_settings(rd.name)
         cal = settings.get("calibration")
         calibrator = Calibrator(cal["a"], cal["b"], cal.get("identity", False)) if cal else None
         th = threshold if threshold is not None else settings.get("threshold", DEFAULT_THRESHOLD)
-        return cls(qa.retriever, rd, threshold=th, calibrator=calibrator)
+        return cls(retriever, rd, threshold=th, calibrator=calibrator)
 
     def answer_many(self, questions: list[str], *, k: int, mode: str,
                     threshold: float | None = None) -> list[Answer]:
         th = self.threshold if threshold is None else threshold
-        qvecs = self.retriever.encode(questions) if mode != "bm25" or getattr(self.reader, "uses_vectors", False) else None
+        qvecs = self.retriever.encode(questions) if mode != "bm25" or self.reader.uses_vectors else None
         hits = self.retriever.search_many(questions, k, mode, qvecs)
         lexical = getattr(getattr(self.retriever, "index", None), "lexical", None) if self.name_gate else None
         out = []
@@ -181,8 +183,8 @@ class Answerer:
                                   reader=self.reader.name,
                                   reason="no article mentions " + ", ".join(f"'{n}'" for n in names)))
                 continue
-            kwargs = {"qvec": qvecs[i]} if getattr(self.reader, "uses_vectors", False) else {}
-            result: ReaderOutput = self.reader.read(q, passages, **kwargs)
+            qvec = qvecs[i] if self.reader.uses_vectors else None
+            result: ReaderOutput = self.reader.read(q, passages, qvec)
             out.append(self.decide(q, passages, result, th))
         return out
 

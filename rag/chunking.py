@@ -159,3 +159,8 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings(),
               title=doc.title, tokens=count(src[s:e]))
         for n, (s, e) in enumerate(spans)
     ]
+
+
+def embed_text(chunk: Chunk) -> str:
+    """What the encoder sees for a chunk: its article title, then its text."""
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text

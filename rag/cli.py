@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="examples:\n  rag serve\n  rag serve --docs ~/articles --index ~/articles-index --port 8080\n"
                                "  rag serve --host 0.0.0.0 --auth alice:s3cret --no-upload\n")
-    from rag.webapp import add_serve_arguments  # argparse only: gradio loads when the page starts
+    from rag.web.app import add_serve_arguments  # argparse only: gradio loads when the page starts
     add_serve_arguments(sp, Path.cwd())
 
     sp = sub.add_parser("index", help="build or update an index from a folder of articles (.txt, .html, .pdf, .md)",
@@ -115,27 +115,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _progress_printer(quiet: bool):
-    if quiet:
-        return None
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def tell(stage: str, done: int, total: int) -> None:
-        if total <= 0:
-            print(f"{stage} ...", file=sys.stderr)
-            return
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-    return tell
-
-
 def _warn_stale(qa, index: str) -> None:
     reasons = qa.stale()
     if reasons:
@@ -147,12 +126,13 @@ def _warn_stale(qa, index: str) -> None:
 def cmd_index(a) -> int:
     import rag
     from rag.chunking import ChunkerSettings
+    from rag.index.build import console_progress
 
     docs = a.docs
     if docs is None:
         docs = "seeds"
         try:
-            from rag.store import current_version, read_manifest
+            from rag.index.versions import current_version, read_manifest
 
             docs = read_manifest(current_version(a.index)).get("docs_dir", "seeds")
         except rag.RagError:
@@ -162,11 +142,11 @@ def cmd_index(a) -> int:
                               overlap_tokens=base.overlap_tokens if a.overlap_tokens is None else a.overlap_tokens)
     ray = None
     if a.ray:
-        from rag.distributed import RayOptions
+        from rag.index.distributed import RayOptions
 
         ray = RayOptions(address=None if a.ray == "local" else a.ray, embed_workers=a.ray_workers)
     info = rag.build_index(docs, a.index, model=a.model, chunker=chunker, force=a.force,
-                           progress=_progress_printer(a.json), vector_store=a.store, ray=ray)
+                           progress=console_progress(not a.json), vector_store=a.store, ray=ray)
     for w in info.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if a.json:
@@ -268,13 +248,13 @@ def cmd_ask(a) -> int:
 
 
 def cmd_eval(a) -> int:
-    from rag.eval_runner import run_from_cli
+    from rag.eval.runner import run_from_cli
 
     return run_from_cli(a)
 
 
 def cmd_train_reader(a) -> int:
-    from rag.training import main as train_main
+    from rag.train.neural import main as train_main
 
     rest = [x for i, x in enumerate(a.args) if not (i == 0 and x == "--")]
     return int(train_main(rest) or 0)
@@ -286,7 +266,7 @@ def _one_line(message: str) -> str:
 
 
 def cmd_serve(a) -> int:
-    from rag.webapp import serve
+    from rag.web.app import serve
 
     return serve(a)
 

@@ -9,12 +9,6 @@ import numpy as np
 
 from .errors import ModelError
 
-# Nothing may be fetched from a hub: set before sentence-transformers / transformers import.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "sequence longer than ..." noise: we check lengths
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 

@@ -1,6 +1,13 @@
 """The exceptions the library raises on bad input or a bad index. Each message says what to do."""
 from __future__ import annotations
 
+import os
+
+
+def rebuild_hint(index_dir: str | os.PathLike, docs: str | None = None) -> str:
+    """The fix every "this index cannot be used" message ends with."""
+    return f"rebuild it with `rag index {docs or 'DOCS'} --index {index_dir}`"
+
 
 class RagError(Exception):
     """Base class: every error the library raises on purpose. The CLI prints it in one line."""
@@ -14,23 +21,23 @@ class DocumentsError(RagError):
     """The docs folder is missing, empty, or holds nothing that can be indexed."""
 
 
-class IndexError_(RagError):
-    """Base for problems with an index folder (named with a trailing underscore: not the builtin)."""
+class IndexFolderError(RagError):
+    """Base for problems with an index folder."""
 
 
-class IndexNotFoundError(IndexError_, FileNotFoundError):
+class IndexNotFoundError(IndexFolderError, FileNotFoundError):
     """There is no index at the given folder."""
 
 
-class IndexCorruptError(IndexError_):
+class IndexCorruptError(IndexFolderError):
     """Index files are missing, truncated or do not agree with each other or the manifest."""
 
 
-class IndexMismatchError(IndexError_):
+class IndexMismatchError(IndexFolderError):
     """The index was built with another model, dimension or format version."""
 
 
-class IndexLockedError(IndexError_):
+class IndexLockedError(IndexFolderError):
     """Another build holds the index lock."""
 
 

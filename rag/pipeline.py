@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .embedding import Embedder
 from .errors import InputError
-from .indexing import OpenIndex, open_index
+from .index.opened import OpenIndex, open_index
 from .retrieval import MODES, Retriever, check_k, check_mode
 from .schema import Answer, Passage
 
@@ -75,7 +75,7 @@ class QA:
             if self._answerer is None:
                 from .answer import Answerer
 
-                self._answerer = Answerer.create(self, reader=self._reader_spec, threshold=self._threshold)
+                self._answerer = Answerer.create(self.retriever, reader=self._reader_spec, threshold=self._threshold)
             return self._answerer
 
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,

@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from .embedding import Embedder
-from .errors import IndexMismatchError, InputError
-from .indexing import OpenIndex
+from .errors import IndexMismatchError, InputError, rebuild_hint
+from .index.opened import OpenIndex
 from .schema import Passage
-from .store import rebuild_hint
 
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. (2009)
@@ -26,30 +25,6 @@ def check_k(k: int) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InputError(f"k must be a whole number of at least 1, got {k!r}")
     return k
-
-
-SINGLE_THREAD_MAX_QUERIES = 8
-
-
-def faiss_search(index, qvecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``index.search``, on one OpenMP thread for a few queries.
-
-    faiss splits one query's exact scan over its OpenMP threads; on 2 cores next to torch's own
-    thread pool that costs far more than it saves. Measured (benchmarks/README.md), one query,
-    IndexFlatIP of 384-d vectors: 10k: 16 ms on 2 threads vs 0.3 ms on 1; 100k: 40 vs 8.4 ms.
-    Batches keep every thread (faiss then parallelises over queries).
-    """
-    import faiss
-
-    q = np.ascontiguousarray(qvecs, dtype=np.float32)
-    if len(q) > SINGLE_THREAD_MAX_QUERIES:
-        return index.search(q, k)
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        return index.search(q, k)
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 class Retriever:

@@ -22,9 +22,10 @@ echo "== fp32 vs int8 on $SAMPLE SQuAD dev questions" >&2
 $PY - "$DST" "$POOL" "$SAMPLE" <<'PY'
 import json, sys, time
 from pathlib import Path
-from rag.training import evaluate_model, load_squad, resolve_dev_titles
+from rag.eval.datasets import squad_articles
+from rag.train.neural import evaluate_model, resolve_dev_titles
 dst, pool, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-titles = resolve_dev_titles(load_squad(pool))
+titles = resolve_dev_titles(squad_articles(pool))
 m = {q: evaluate_model(dst, pool, titles=titles, sample=n, quantize=(q == "int8"), progress=False) for q in ("fp32", "int8")}
 loss = max(m["fp32"][k] - m["int8"][k] for k in ("HasAns_f1_span", "best_f1")) / 100
 choice = "int8" if loss <= 0.005 and m["int8"]["seconds"] < m["fp32"]["seconds"] else "fp32"
@@ -37,8 +38,8 @@ out = {"cpu_precision": choice, "rule": "int8 where it loses at most 0.005 F1 on
 print(json.dumps(out, indent=1))
 PY
 echo "== calibration and threshold of mpnet (gold dev)" >&2
-$PY -m rag.readers.tuning mpnet --out rag/models/mpnet_settings.json
+$PY -m rag.train.tuning mpnet --out rag/models/mpnet_settings.json
 echo "== the fused reader refit on MPNet's spans" >&2
-$PY -m rag.readers.fusion_training --squad "$POOL" --questions "${FUSED_QUESTIONS:-150}" --reader fused \
+$PY -m rag.train.fusion --squad "$POOL" --questions "${FUSED_QUESTIONS:-150}" --reader fused \
     --out rag/models/fused_settings.json
-echo "shipped: $DST (see its MODEL_CARD.md); next: python -m rag.reader_table" >&2
+echo "shipped: $DST (see its MODEL_CARD.md); next: python -m rag.eval.reader_table" >&2

@@ -13,7 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from rag.readers.feature_training import DEV_TITLES, load_squad
+from rag.eval.datasets import read_squad_json
+from rag.train.neural import DEV_TITLES_FILE
 
 MODELS = Path(__file__).resolve().parents[1] / "rag" / "models"
 FITTED = [MODELS / "fused_settings.json", MODELS / "fast_settings.json"]
@@ -24,12 +25,12 @@ def main() -> None:
     ap.add_argument("pool", help="SQuAD 2.0 JSON(.gz): the pool the reader was trained on")
     ap.add_argument("out", help="where to write the held-out SQuAD 2.0 JSON")
     args = ap.parse_args()
-    titles = set(json.loads(DEV_TITLES.read_text(encoding="utf-8"))["dev_titles"])
+    titles = set(json.loads(DEV_TITLES_FILE.read_text(encoding="utf-8"))["dev_titles"])
     fitted = set()
     for f in FITTED:
         if f.exists():
             fitted |= set(json.loads(f.read_text(encoding="utf-8")).get("fitted_on", {}).get("squad_question_ids", []))
-    data = load_squad(args.pool)
+    data = read_squad_json(Path(args.pool))
     arts, n_q, n_imp = [], 0, 0
     for art in data["data"]:
         if art["title"] not in titles:

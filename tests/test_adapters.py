@@ -79,7 +79,7 @@ def _squad(path):
 def test_lora_training_resumes_exports_and_reads(tiny_mpnet, tmp_path):
     from rag.readers.neural import NeuralReader
     from rag.schema import Passage
-    from rag.training import export_fp16, train_reader
+    from rag.train.neural import export_fp16, train_reader
 
     data = tmp_path / "tiny.json.gz"
     _squad(data)

@@ -21,11 +21,12 @@ def cand(p, text, score, kind=8.0):
 
 class StubReader:
     name = "stub"
+    uses_vectors = False
 
     def __init__(self, cands):
         self.cands = cands
 
-    def read(self, question, passages):
+    def read(self, question, passages, qvec=None):
         return ReaderOutput(self.cands)
 
 
@@ -157,7 +158,7 @@ def test_calibration_is_fitted_on_the_raw_score(seed_index, embedder):
     """calibrate_on_dev replaces the loaded calibration, it never stacks on it: a qa loaded with
     some other calibrator gives the same fit as one with none (the shipped settings depend on it)."""
     from rag.answer import Calibrator
-    from rag.readers.tuning import calibrate_on_dev
+    from rag.train.tuning import calibrate_on_dev
 
     gold = [json.loads(line) for line in open(SEEDS.parent / "evals" / "gold.jsonl", encoding="utf-8")]
     dev = [g for g in gold if g["split"] == "dev"][:30]

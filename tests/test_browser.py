@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from test_app import HOSTILE_Q, SHUGAYEV_Q, free_port, prepared_corpus, serving, ship_article, ship_question  # noqa: E402
+from test_webapp import HOSTILE_Q, SHUGAYEV_Q, free_port, prepared_corpus, serving, ship_article, ship_question  # noqa: E402
 
 # gradio's own queue code warns about pandas deprecations on every call: not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -43,7 +43,8 @@ def _need_browser():
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     _need_browser()
-    from rag.webapp import Engine, build_app, launch
+    from rag.web.app import build_app, launch
+    from rag.web.engine import Engine
 
     docs, index = prepared_corpus(tmp_path_factory, "browser")
     engine = Engine(docs, index)
@@ -170,7 +171,8 @@ def test_upload_a_web_page_and_a_pdf_then_ask_about_each(browser, tmp_path_facto
     """A person adds a saved news page and a two-page PDF through "Add articles", then asks: the
     HTML page's fact is answered without its chrome, the PDF answer is cited with its page, and the
     full article opens on the page label. Its own server, so the other tests' corpus is untouched."""
-    from rag.webapp import Engine, build_app, launch
+    from rag.web.app import build_app, launch
+    from rag.web.engine import Engine
     from test_formats import NEWS_HTML, PAGE1, PAGE2, _pdf
 
     docs, index = prepared_corpus(tmp_path_factory, "browser-upload")
@@ -216,7 +218,7 @@ def test_upload_a_web_page_and_a_pdf_then_ask_about_each(browser, tmp_path_facto
 def test_rag_serve_on_the_network_asks_for_a_login_first(browser, tmp_path):
     """`rag serve --host 0.0.0.0 --auth USER:PASSWORD`: the browser gets a login form, a wrong
     password keeps it there, the right one opens the chat page (the refusal without --auth is
-    test_app.py::test_rag_serve_refuses_an_open_network_page_and_a_malformed_login)."""
+    test_webapp.py::test_rag_serve_refuses_an_open_network_page_and_a_malformed_login)."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "ship.txt").write_text(ship_article("Ostmark", "Valkyra", "Dunmarrow"), encoding="utf-8")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag import store
+from rag.index import versions
+from rag.stores import faiss_store
 from rag.cli import main
 from conftest import FakeEmbedder, ROOT, SEEDS, sources
 
@@ -233,9 +234,9 @@ def test_docs_folder_of_unusable_files(capsys, tmp_path):
 
 
 def test_bad_files_skipped_with_one_warning_each(capsys, tmp_path, monkeypatch):
-    import rag.indexing
+    import rag.index.build
 
-    monkeypatch.setattr(rag.indexing, "Embedder", lambda model=None: FakeEmbedder())
+    monkeypatch.setattr(rag.index.build, "Embedder", lambda model=None: FakeEmbedder())
     docs = tmp_path / "docs"
     docs.mkdir()
     good = "Russia and Turkey agree on deliveries\nThe first batch arrives in July, officials said.\n"
@@ -269,7 +270,7 @@ def test_index_folder_missing(capsys, tmp_path):
 
 
 def _truncate_faiss(idx: Path) -> None:
-    vec = store.current_version(idx) / store.VECTORS
+    vec = versions.current_version(idx) / faiss_store.VECTORS
     vec.write_bytes(vec.read_bytes()[:100])
 
 
@@ -281,7 +282,7 @@ def test_truncated_faiss_file(capsys, fake_index):
 
 
 def test_edited_chunk_table(capsys, fake_index):
-    chunks = store.current_version(fake_index) / store.CHUNKS
+    chunks = versions.current_version(fake_index) / versions.CHUNKS
     text = chunks.read_text(encoding="utf-8")
     chunks.write_text(text.replace("Shugayev", "Shugayov"), encoding="utf-8")  # same size, other bytes
     rc, _, err = run(capsys, "ask", QUESTIONS[1], "--index", fake_index)
@@ -289,24 +290,24 @@ def test_edited_chunk_table(capsys, fake_index):
 
 
 def test_newer_format_manifest(capsys, fake_index):
-    path = store.current_version(fake_index) / store.MANIFEST
+    path = versions.current_version(fake_index) / versions.MANIFEST
     m = json.loads(path.read_text(encoding="utf-8"))
-    m["format_version"] = store.FORMAT_VERSION + 1
+    m["format_version"] = versions.FORMAT_VERSION + 1
     path.write_text(json.dumps(m), encoding="utf-8")
     rc, _, err = run(capsys, "search", QUESTIONS[0], "--index", fake_index)
-    assert_error(rc, err, f"format version {store.FORMAT_VERSION + 1}, newer than this rag reads",
+    assert_error(rc, err, f"format version {versions.FORMAT_VERSION + 1}, newer than this rag reads",
                  "upgrade rag, or rebuild it with `rag index")
 
 
 def test_rebuild_command_repairs_a_corrupt_index(capsys, fake_index, seeds_copy, monkeypatch):
     """The suggested command works: `rag index` over a corrupt index builds a fresh version."""
-    import rag.indexing
+    import rag.index.build
 
     _truncate_faiss(fake_index)
-    monkeypatch.setattr(rag.indexing, "Embedder", lambda model=None: FakeEmbedder())
+    monkeypatch.setattr(rag.index.build, "Embedder", lambda model=None: FakeEmbedder())
     rc, _, err = run(capsys, "index", seeds_copy, "--index", fake_index, "--json")
     assert rc == 0, err
-    loaded = rag.indexing.open_index(fake_index)
+    loaded = rag.index.open_index(fake_index)
     assert len(loaded.chunks) == loaded.vectors.ntotal
 
 

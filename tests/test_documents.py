@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from rag.documents import load_documents, parse_article

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import eval_runner
+from rag.eval import datasets, plan, runner
 from rag.cli import main
 from rag.errors import InputError
 
@@ -68,7 +68,7 @@ def dev_subset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def dev_run(dev_subset, seed_index, embedder, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("report-dev")
-    report = eval_runner.run_gold_eval(dev_subset, seed_index, SEEDS, out, split="dev", modes=("bm25", "hybrid"),
+    report = runner.run_gold_eval(dev_subset, seed_index, SEEDS, out, split="dev", modes=("bm25", "hybrid"),
                                        embedder=embedder, progress=False)
     return report, out
 
@@ -136,11 +136,11 @@ def test_load_gold_rejects_bad_input(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x1", "question": "Q?", "answers": ["a"], "split": "dev"}\n{not json\n', encoding="utf-8")
     with pytest.raises(InputError, match="line 2"):
-        eval_runner.load_gold(bad, "all")
+        datasets.load_gold(bad, "all")
     with pytest.raises(InputError, match="'test' split"):
-        eval_runner.load_gold(_one_line(tmp_path, split="dev"), "test")
+        datasets.load_gold(_one_line(tmp_path, split="dev"), "test")
     with pytest.raises(InputError, match="retrieval mode"):
-        eval_runner.parse_modes("dense,sparse")
+        plan.parse_modes("dense,sparse")
 
 
 def _one_line(tmp_path: Path, split: str) -> Path:
@@ -164,9 +164,9 @@ def test_squad_fixture_offsets_are_exact():
 
 
 def test_squad_paragraph_files_keep_the_answers_in_the_body(tmp_path):
-    squad = eval_runner.load_squad(SQUAD_TINY)
+    squad = datasets.load_squad(SQUAD_TINY)
     assert not squad.warnings
-    eval_runner.write_squad_docs(squad.paragraphs, tmp_path)
+    datasets.write_squad_docs(squad.paragraphs, tmp_path)
     sources = {p.doc_id: (tmp_path / f"{p.doc_id}.txt").read_text(encoding="utf-8") for p in squad.paragraphs}
     assert sorted(sources) == ["honey-bee/0", "honey-bee/1", "honey-bee/2", "lighthouse-keeping/0",
                                "lighthouse-keeping/1"]
@@ -174,12 +174,12 @@ def test_squad_paragraph_files_keep_the_answers_in_the_body(tmp_path):
     for it in squad.items:
         for a, b in squad.spans[it.id]:
             assert sources[it.doc_ids[0]][a:b] in it.answers
-    assert eval_runner.squad_answers_outside_body(squad) == []
+    assert datasets.squad_answers_outside_body(squad) == []
 
 
 @pytest.mark.slow
 def test_squad_eval_reports_hasans_and_noans(embedder, tmp_path):
-    report = eval_runner.run_squad_eval(SQUAD_TINY, tmp_path, modes=("hybrid",), embedder=embedder, progress=False)
+    report = runner.run_squad_eval(SQUAD_TINY, tmp_path, modes=("hybrid",), embedder=embedder, progress=False)
     assert report["settings"]["paragraphs"] == 5
     cfgs = {cfg["setting"]: cfg for cfg in report["answers"]}
     assert set(cfgs) == {"open", "given_paragraph"}  # open retrieval and reading the gold paragraph
@@ -204,7 +204,7 @@ def test_squad_eval_reports_hasans_and_noans(embedder, tmp_path):
 
 @pytest.mark.slow
 def test_cli_eval_writes_the_report(dev_subset, seed_index, embedder, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(eval_runner, "_default_embedder", lambda: embedder)
+    monkeypatch.setattr(runner, "_default_embedder", lambda: embedder)
     out = tmp_path / "report"
     code = main(["eval", str(dev_subset), "--index", str(seed_index), "--docs", str(SEEDS), "--split", "all",
                  "--modes", "bm25", "--limit", "3", "--out", str(out)])
@@ -244,7 +244,7 @@ def test_regression_floors_on_the_test_split(seed_index, embedder, tmp_path):
     """
     answer_floors = _answer_floors()
     readers = (None,) if answer_floors else ()
-    report = eval_runner.run_gold_eval(GOLD, seed_index, SEEDS, tmp_path, split="test", modes=("hybrid",),
+    report = runner.run_gold_eval(GOLD, seed_index, SEEDS, tmp_path, split="test", modes=("hybrid",),
                                        readers=readers, embedder=embedder, progress=False)
     headline = report["headline"]
     floors = {**FLOORS, **answer_floors}

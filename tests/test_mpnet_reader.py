@@ -13,7 +13,7 @@ import pytest
 
 import rag
 from rag import adapters, encoders
-from rag.evaluation import f1_score, max_over_golds
+from rag.eval.metrics import f1_score, max_over_golds
 from rag.readers import registry
 
 from conftest import sources

@@ -1,7 +1,7 @@
-"""The reader table's markdown from a result of the shape rag.reader_table writes (no models)."""
+"""The reader table's markdown from a result of the shape rag.eval.reader_table writes (no models)."""
 from __future__ import annotations
 
-from rag.reader_table import markdown
+from rag.eval.reader_table import markdown
 
 
 def _gold(reader, split, f1):
@@ -12,7 +12,7 @@ def _gold(reader, split, f1):
 
 
 def test_markdown_has_every_reader_and_section():
-    res = {"date": "2026-12-02", "machine": "x86_64, 2 cores", "command": "python -m rag.reader_table", "seconds": 600,
+    res = {"date": "2026-12-02", "machine": "x86_64, 2 cores", "command": "python -m rag.eval.reader_table", "seconds": 600,
            "squad_dev": [{"reader": "minilm", "total": 600, "HasAns_f1_span": 67.9, "best_f1": 59.1,
                           "best_f1_HasAns_f1": 60.0, "best_f1_NoAns_acc": 55.0, "questions_per_s": 20.0},
                          {"reader": "mpnet int8", "total": 600, "HasAns_f1_span": 78.0, "best_f1": 70.2,

@@ -92,3 +92,80 @@ def test_precision_choice(monkeypatch, tmp_path):
         neural.choose_precision("auto", "cpu", tmp_path)
     with pytest.raises(ValueError, match="precision must be"):
         neural.NeuralReader(tmp_path, precision="half")
+
+
+class FirstSentenceReader:
+    """A reader of our own: the first sentence of the best passage, at a fixed score. It asks for
+    the question vector, so the answerer must hand one over even in BM25 mode."""
+
+    uses_vectors = True
+
+    def __init__(self, index, embedder, name="first-sentence"):
+        self.index, self.embedder, self.name = index, embedder, name
+        self.seen_qvecs = []
+
+    def read(self, question, passages, qvec=None):
+        from rag.readers.base import ReaderOutput, SpanCandidate
+
+        self.seen_qvecs.append(qvec)
+        if not passages:
+            return ReaderOutput([], 1.0)
+        p = passages[0]
+        end = p.text.find(". ")
+        end = len(p.text) if end < 0 else end + 1
+        return ReaderOutput([SpanCandidate(p.doc_id, p.start, p.start + end, p.text[:end], 0.9, p)])
+
+
+@pytest.fixture
+def first_sentence_reader():
+    built = []
+
+    def build(index, embedder):
+        built.append(FirstSentenceReader(index, embedder))
+        return built[-1]
+
+    registry.register("first-sentence", build, "the first sentence of the best passage")
+    yield built
+    registry.unregister("first-sentence")
+
+
+def test_a_reader_of_our_own_plugs_in_by_name(first_sentence_reader, seed_index, embedder):
+    """Registered through the same door as the built-ins: rag.load(reader=name) builds it over the
+    index with the index's embedder, and every answer is a quoted span with exact offsets."""
+    assert "first-sentence" in registry.names()
+    qa = rag.load(seed_index, embedder=embedder, reader="first-sentence")
+    ans = qa.ask("Who heads Rosoboronexport?", mode="bm25")
+    (reader,) = first_sentence_reader
+    assert qa.answerer.reader is reader and reader.index is qa.index and reader.embedder is embedder
+    assert ans.reader == "first-sentence" and ans.text
+    assert qa.source(ans.doc_id)[ans.start:ans.end] == ans.text
+    # uses_vectors: the question vector was encoded for it although BM25 needs none
+    assert reader.seen_qvecs[-1] is not None and reader.seen_qvecs[-1].shape == (qa.index.dimension,)
+
+
+def test_registering_refuses_taken_and_unusable_names(first_sentence_reader):
+    with pytest.raises(rag.InputError, match="'first-sentence' is taken"):
+        registry.register("first-sentence", lambda index, embedder: None)
+    with pytest.raises(rag.InputError, match="'neural' is taken"):
+        registry.register("neural", lambda index, embedder: None)  # an alias counts
+    with pytest.raises(rag.InputError, match="without '/'"):
+        registry.register("owner/model", lambda index, embedder: None)
+    with pytest.raises(rag.InputError, match="build must be a function"):
+        registry.register("other", "not callable")
+
+
+def test_a_build_that_returns_no_reader_is_refused(seed_index, embedder):
+    registry.register("broken", lambda index, embedder: object())
+    try:
+        with pytest.raises(rag.InputError, match="'broken': its build function returned .* not a Reader"):
+            rag.load(seed_index, embedder=embedder, reader="broken").ask("Who heads Rosoboronexport?")
+    finally:
+        registry.unregister("broken")
+
+
+def test_the_built_in_readers_are_ordinary_entries():
+    for name in ("features", "mpnet", "minilm", "fused", "fast"):
+        spec = registry.READERS[name]
+        assert spec.name == name and callable(spec.build) and spec.summary
+    assert registry.READERS["features"].model is None
+    assert {registry.READERS[n].model for n in ("mpnet", "fused")} == {"mpnet"}

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag import store
+from rag.index import versions
 from rag.documents import DEFAULT_MAX_FILE_BYTES, load_documents
-from rag.indexing import open_index
+from rag.index import open_index
 from rag.pipeline import MAX_QUESTION_CHARS, validate_question
 from conftest import FakeEmbedder, ROOT, SEEDS, sources
 
@@ -182,7 +182,7 @@ _KILL = r"""
 import sys, time
 sys.path.insert(0, {tests!r})
 import rag, rag.analysis
-from rag import store
+from rag.index import versions
 from conftest import FakeEmbedder
 stage, docs, idx = sys.argv[1:4]
 def pause(*a, **k):
@@ -191,7 +191,7 @@ def pause(*a, **k):
 if stage == "analysis":
     rag.analysis.analyze_document = pause
 elif stage == "gc":
-    store.collect_garbage = pause
+    versions.collect_garbage = pause
 rag.build_index(docs, idx, embedder=FakeEmbedder(), force=True, analyze=stage == "analysis")
 """
 
@@ -334,14 +334,14 @@ def test_a_build_waits_while_the_lock_is_held(seeds_copy, tmp_path):
     idx = tmp_path / "idx"
     stages: list[str] = []
     result: list = []
-    with store.build_lock(idx):
+    with versions.build_lock(idx):
         t = threading.Thread(target=lambda: result.append(rag.build_index(
             seeds_copy, idx, embedder=FakeEmbedder(), analyze=False,
             progress=lambda stage, done, total: stages.append(stage))))
         t.start()
         time.sleep(1.0)
         assert t.is_alive() and stages == ["waiting for another build of this index"]
-        assert not (idx / store.CURRENT).exists()
+        assert not (idx / versions.CURRENT).exists()
     t.join(timeout=60)
     assert result and result[0].rebuilt and "reading articles" in stages
     assert open_index(idx).manifest["num_chunks"] == result[0].num_chunks
@@ -349,12 +349,12 @@ def test_a_build_waits_while_the_lock_is_held(seeds_copy, tmp_path):
 
 def test_lock_timeout_raises_index_locked_error(tmp_path):
     idx = tmp_path / "idx"
-    with store.build_lock(idx):
+    with versions.build_lock(idx):
         err: list[BaseException] = []
 
         def second():
             try:
-                with store.build_lock(idx, timeout=0.3):
+                with versions.build_lock(idx, timeout=0.3):
                     pass
             except BaseException as e:  # noqa: BLE001
                 err.append(e)
@@ -436,9 +436,9 @@ def test_a_load_outlived_by_two_builds_loads_the_new_version(seeds_copy, tmp_pat
     idx = tmp_path / "idx"
     emb = FakeEmbedder()
     rag.build_index(seeds_copy, idx, embedder=emb, analyze=False)
-    first = store.current_version(idx).name
+    first = versions.current_version(idx).name
     paused, resume = threading.Event(), threading.Event()
-    real = store.read_manifest
+    real = versions.read_manifest
 
     def read_manifest(version):
         if threading.current_thread().name == "slow-reader" and not paused.is_set():
@@ -446,7 +446,7 @@ def test_a_load_outlived_by_two_builds_loads_the_new_version(seeds_copy, tmp_pat
             resume.wait(30)
         return real(version)
 
-    monkeypatch.setattr(store, "read_manifest", read_manifest)
+    monkeypatch.setattr(versions, "read_manifest", read_manifest)
     out: list = []
     t = threading.Thread(target=lambda: out.append(_try(open_index, idx)), name="slow-reader")
     t.start()
@@ -459,7 +459,7 @@ def test_a_load_outlived_by_two_builds_loads_the_new_version(seeds_copy, tmp_pat
     t.join(timeout=60)
     (loaded,) = out
     assert not isinstance(loaded, BaseException), repr(loaded)
-    assert loaded.version.name == store.current_version(idx).name
+    assert loaded.version.name == versions.current_version(idx).name
     assert "new_second" in loaded.documents
     _consistent(loaded)
 
@@ -491,7 +491,7 @@ def test_loaded_index_refuses_lazy_reads_after_its_version_is_collected(seeds_co
 
 _PKG = ROOT / "rag"
 _UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
-# Nothing is exempt: rag/training.py resumes from its checkpoint with torch.load(weights_only=True)
+# Nothing is exempt: rag/train/neural.py resumes from its checkpoint with torch.load(weights_only=True)
 # (its RNG state is stored as plain values and tensors for that).
 KNOWN_UNSAFE: set[tuple[str, str]] = set()
 
@@ -564,7 +564,7 @@ def test_index_loads_use_no_pickle(seeds_copy, tmp_path, fake_embedder, monkeypa
     assert all(k.get("allow_pickle", False) is False for k in np_calls)
     assert any(k.get("allow_pickle") is False for k in np_calls)
     # The files themselves: JSON, JSONL, .npy without object arrays, FAISS; no pickle anywhere.
-    for p in store.current_version(idx).rglob("*"):
+    for p in versions.current_version(idx).rglob("*"):
         if p.is_file():
             head = p.read_bytes()[:2]
             assert head not in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), p  # pickle protocols

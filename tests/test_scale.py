@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 
 import rag
-from rag import store
-from rag.indexing import ANN_THRESHOLD, HNSW_SPEC, embed_text, faiss_spec, open_index
+from rag.index import versions
+from rag.stores import base as stores_base
+from rag.chunking import embed_text
+from rag.index import open_index
+from rag.stores.faiss_store import ANN_THRESHOLD, HNSW_SPEC, faiss_spec
 from rag.schema import Chunk
 from conftest import FakeEmbedder, ROOT
 
@@ -27,9 +30,9 @@ def _chunks(n: int) -> list[Chunk]:
 
 def _write_table(folder, chunks, offsets=True):
     folder.mkdir(parents=True, exist_ok=True)
-    store.write_jsonl([c.to_dict() for c in chunks])(folder / store.CHUNKS)
+    versions.write_jsonl([c.to_dict() for c in chunks])(folder / versions.CHUNKS)
     if offsets:
-        store.write_line_offsets(store.CHUNKS)(folder / store.CHUNK_OFFSETS)
+        versions.write_line_offsets(versions.CHUNKS)(folder / versions.CHUNK_OFFSETS)
 
 
 # --- the lazy chunk table ------------------------------------------------------------------------
@@ -38,8 +41,8 @@ def _write_table(folder, chunks, offsets=True):
 def test_chunk_table_round_trip_random_access_iteration_size(tmp_path, with_offsets):
     chunks = _chunks(50)
     _write_table(tmp_path / "v", chunks, offsets=with_offsets)
-    table = store.open_chunks(tmp_path / "v")
-    assert isinstance(table, store.ChunkTable)
+    table = versions.open_chunks(tmp_path / "v")
+    assert isinstance(table, versions.ChunkTable)
     assert len(table) == 50
     assert list(table) == chunks  # iteration, in order, unicode intact
     rng = np.random.default_rng(0)
@@ -51,36 +54,36 @@ def test_chunk_table_round_trip_random_access_iteration_size(tmp_path, with_offs
         table[50]
     with pytest.raises(IndexError):
         table[-51]
-    assert store.read_chunks(tmp_path / "v") == chunks
+    assert versions.read_chunks(tmp_path / "v") == chunks
 
 
 def test_chunk_table_cache_is_bounded_and_empty_table_works(tmp_path):
     chunks = _chunks(40)
     _write_table(tmp_path / "v", chunks)
-    table = store.ChunkTable(tmp_path / "v" / store.CHUNKS, cache_rows=5)
+    table = versions.ChunkTable(tmp_path / "v" / versions.CHUNKS, cache_rows=5)
     for i in range(40):
         assert table[i] == chunks[i]
     assert len(table._cache) == 5
     assert table[39] is table[39]  # served from the cache
     _write_table(tmp_path / "e", [])
-    empty = store.open_chunks(tmp_path / "e")
+    empty = versions.open_chunks(tmp_path / "e")
     assert len(empty) == 0 and list(empty) == []
 
 
 def test_chunk_table_refuses_offsets_that_do_not_match(tmp_path):
     _write_table(tmp_path / "v", _chunks(10))
-    np.save(tmp_path / "v" / store.CHUNK_OFFSETS, np.arange(11, dtype=np.int64), allow_pickle=False)
+    np.save(tmp_path / "v" / versions.CHUNK_OFFSETS, np.arange(11, dtype=np.int64), allow_pickle=False)
     with pytest.raises(rag.IndexCorruptError, match="does not match"):
-        store.open_chunks(tmp_path / "v")
+        versions.open_chunks(tmp_path / "v")
 
 
 def test_open_index_reads_chunks_lazily_with_the_list_api(seeds_copy, tmp_path, fake_embedder):
     idx = tmp_path / "idx"
     rag.build_index(seeds_copy, idx, embedder=fake_embedder, analyze=False)
     loaded = open_index(idx)
-    assert isinstance(loaded.chunks, store.ChunkTable)
-    assert store.CHUNK_OFFSETS in loaded.manifest["files"]
-    rows = store.read_jsonl(loaded.version / store.CHUNKS)
+    assert isinstance(loaded.chunks, versions.ChunkTable)
+    assert versions.CHUNK_OFFSETS in loaded.manifest["files"]
+    rows = versions.read_jsonl(loaded.version / versions.CHUNKS)
     assert [c.to_dict() for c in loaded.chunks] == rows
     assert len(loaded.chunks) == loaded.vectors.ntotal == loaded.manifest["num_chunks"]
     for i in (0, len(rows) // 2, len(rows) - 1):
@@ -90,11 +93,11 @@ def test_open_index_reads_chunks_lazily_with_the_list_api(seeds_copy, tmp_path, 
 def test_index_written_before_the_offsets_file_still_loads(seeds_copy, tmp_path, fake_embedder):
     idx = tmp_path / "idx"
     rag.build_index(seeds_copy, idx, embedder=fake_embedder, analyze=False)
-    version = store.current_version(idx)
-    (version / store.CHUNK_OFFSETS).unlink()
-    m = json.loads((version / store.MANIFEST).read_text())
-    del m["files"][store.CHUNK_OFFSETS]
-    (version / store.MANIFEST).write_text(json.dumps(m))
+    version = versions.current_version(idx)
+    (version / versions.CHUNK_OFFSETS).unlink()
+    m = json.loads((version / versions.MANIFEST).read_text())
+    del m["files"][versions.CHUNK_OFFSETS]
+    (version / versions.MANIFEST).write_text(json.dumps(m))
     qa = rag.load(idx, embedder=fake_embedder)
     assert len(qa.index.chunks) == m["num_chunks"]
     assert qa.retrieve("Shugayev", k=1, mode="bm25")[0].doc_id == "001_1040b1609e3dded8"
@@ -143,7 +146,7 @@ def test_large_indexes_load_memory_mapped(kind, seeds_copy, tmp_path, fake_embed
         return real_read(path, flags)
 
     monkeypatch.setattr(faiss, "read_index", spy)
-    monkeypatch.setattr(store, "MMAP_MIN_BYTES", 0)  # every file counts as large
+    monkeypatch.setattr(stores_base, "MMAP_MIN_BYTES", 0)  # every file counts as large
     mapped = rag.load(idx, embedder=fake_embedder)
     mmap_flag = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
     assert flags_seen and flags_seen[-1] & mmap_flag

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 import rag
-from rag import store
+from rag.index import versions
+from rag.stores import faiss_store
 from rag.chunking import ChunkerSettings
 from rag.errors import ExtraMissingError, InputError, StoreError
-from rag.indexing import open_index
+from rag.index import open_index
 from rag.stores.milvus_store import close_clients, parse_milvus_uri
 from conftest import ROOT, SEEDS
 
@@ -57,7 +58,7 @@ def test_milvus_lite_round_trip_matches_faiss_on_the_seeds(seed_index, milvus_se
     assert m.store.kind == "milvus" and f.store.kind == "faiss"
     entry = m.manifest["vector_store"]
     assert entry["kind"] == "milvus" and entry["index_type"] == "FLAT" and entry["collection"].startswith("rag_")
-    assert "faiss" not in m.manifest and store.VECTORS not in m.manifest["files"]
+    assert "faiss" not in m.manifest and faiss_store.VECTORS not in m.manifest["files"]
     assert [(c.chunk_id, c.start, c.end) for c in f.chunks] == [(c.chunk_id, c.start, c.end) for c in m.chunks]
     assert m.store.count() == len(m.chunks)
     rows = list(range(len(m.chunks)))
@@ -106,12 +107,12 @@ def test_incremental_rebuild_keeps_store_and_drops_old_collections(seeds_copy, t
 def test_unreachable_milvus_is_a_clear_error_and_the_index_is_untouched(seeds_copy, tmp_path, fake_embedder):
     index = tmp_path / "index"
     rag.build_index(seeds_copy, index, embedder=fake_embedder)
-    before = store.current_version(index)
+    before = versions.current_version(index)
     t = time.time()
     with pytest.raises(StoreError, match=r"cannot reach Milvus at http://127\.0\.0\.1:9.*untouched"):
         rag.build_index(seeds_copy, index, embedder=fake_embedder, vector_store="milvus://127.0.0.1:9")
     assert time.time() - t < 60
-    assert store.current_version(index) == before
+    assert versions.current_version(index) == before
     loaded = open_index(index)
     assert loaded.store.kind == "faiss" and len(loaded.chunks) == loaded.vectors.ntotal
 
@@ -172,7 +173,7 @@ def _synthetic_corpus(folder, n_docs=210, sentences=14):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    from rag import distributed
+    from rag.index import distributed
 
     yield distributed.RayOptions(num_cpus=2, embed_workers=1, batch_size=256)
     distributed.shutdown()
@@ -216,7 +217,7 @@ def test_ray_indexing_into_milvus_equals_single_process(tmp_path, embedder, ray_
 def test_interrupted_ray_build_leaves_the_previous_index_loadable(seeds_copy, tmp_path, embedder):
     index = tmp_path / "index"
     rag.build_index(seeds_copy, index, embedder=embedder)
-    before = store.current_version(index)
+    before = versions.current_version(index)
     docs = tmp_path / "docs2"
     _synthetic_corpus(docs, n_docs=600)  # ~600 chunks: far more than 3 s of embedding
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -235,7 +236,7 @@ def test_interrupted_ray_build_leaves_the_previous_index_loadable(seeds_copy, tm
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(timeout=60)
     assert "on Ray" in seen, seen[-2000:]
-    assert store.current_version(index) == before
+    assert versions.current_version(index) == before
     loaded = rag.load(index, embedder=embedder)
     assert {c.doc_id for c in loaded.index.chunks} == {p.stem for p in seeds_copy.glob("*.txt")}
     assert loaded.retrieve("S-400", k=1)
@@ -245,7 +246,7 @@ def test_interrupted_ray_build_leaves_the_previous_index_loadable(seeds_copy, tm
 
 
 def test_eval_reports_faiss_and_milvus_side_by_side(seed_index, tmp_path, embedder):
-    from rag.eval_runner import run_gold_eval
+    from rag.eval.runner import run_gold_eval
 
     out = tmp_path / "report"
     report = run_gold_eval(ROOT / "evals" / "gold.jsonl", seed_index, SEEDS, out, split="dev",

@@ -2,10 +2,10 @@
 import numpy as np
 
 import rag
-from rag import indexing
+from rag.index import build as indexing
 from rag.analysis import AnalysisJob, analyze_documents
 from rag.documents import load_documents
-from rag.indexing import open_index
+from rag.index import open_index
 
 
 def test_build_stores_each_sentence_encoded_on_its_own(seeds_copy, tmp_path, embedder):
@@ -69,7 +69,7 @@ def test_worker_builds_from_a_script_without_a_main_guard(tmp_path):
     from conftest import ROOT, SEEDS
 
     code = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
-            "import rag\nfrom rag import indexing\nfrom conftest import FakeEmbedder\n"
+            "import rag\nfrom rag.index import build as indexing\nfrom conftest import FakeEmbedder\n"
             "real = indexing.start_analysis\n"
             "indexing.start_analysis = lambda docs, background=None: real(docs, background=True)\n"
             f"info = rag.build_index({str(SEEDS)!r}, {str(tmp_path / 'idx')!r}, embedder=FakeEmbedder())\n"

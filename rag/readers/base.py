@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from ..schema import Passage
 
 
@@ -40,8 +42,18 @@ class ReaderOutput:
 
 @runtime_checkable
 class Reader(Protocol):
-    """Anything with a name and ``read(question, passages) -> ReaderOutput``."""
+    """What every reader is: a ``name``, ``uses_vectors`` and ``read``.
+
+    ``name`` picks the settings file (``rag/models/<name>_settings.json``: calibration and
+    threshold; a reader without one is used uncalibrated at the default threshold).
+    ``uses_vectors``: True when ``read`` wants the question's embedding as ``qvec`` (callers then
+    encode it even in BM25 mode); False readers get ``qvec=None``.
+    ``read(question, passages, qvec)`` proposes answer spans inside ``passages``, best first.
+
+    A reader of your own plugs in by name through ``rag.readers.registry.register``.
+    """
 
     name: str
+    uses_vectors: bool
 
-    def read(self, question: str, passages: Sequence[Passage]) -> ReaderOutput: ...
+    def read(self, question: str, passages: Sequence[Passage], qvec: np.ndarray | None = None) -> ReaderOutput: ...

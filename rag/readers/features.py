@@ -16,7 +16,7 @@ over named features:
   support                   how many other sentences propose the same answer
 
 The weights come from ``rag/models/features_settings.json`` (fitted by
-``python -m rag.readers.feature_training``); ``DEFAULT_WEIGHTS`` are used when it is absent.
+``python -m rag.train.features``); ``DEFAULT_WEIGHTS`` are used when it is absent.
 """
 from __future__ import annotations
 
@@ -340,7 +340,7 @@ def _label_of(sent: Sentence, s: int, e: int) -> str | None:
 
 
 def _norm(text: str) -> str:
-    from ..evaluation import normalize_answer
+    from ..eval.metrics import normalize_answer
 
     return normalize_answer(text)
 

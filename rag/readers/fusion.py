@@ -11,7 +11,7 @@ described by a few signals, and a small logistic model turns them into one calib
   passage_rank     where retrieval put the span's passage
   support          how many other documents propose the same normalised answer
 
-Weights, calibration and threshold are fitted by ``python -m rag.readers.fusion_training``
+Weights, calibration and threshold are fitted by ``python -m rag.train.fusion``
 (on the held-out SQuAD dev articles and the gold dev split) and live in
 ``rag/models/<name>_settings.json`` ("fused": MPNet spans, "fast": MiniLM spans).
 """
@@ -76,7 +76,7 @@ class FusedReader:
         for fc in f_out.candidates:
             by_doc[fc.doc_id].append(fc)
         rank_of = {(p.doc_id, p.start): r for r, p in enumerate(passages)}
-        from ..evaluation import normalize_answer
+        from ..eval.metrics import normalize_answer
 
         docs_for: dict[str, set[str]] = defaultdict(set)
         for c in n_out.candidates:

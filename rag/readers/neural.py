@@ -47,10 +47,6 @@ from typing import Any
 from ..schema import Passage
 from .base import ReaderOutput, SpanCandidate
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 MAX_QUESTION_TOKENS = 64
 _LEAD_STRIP = " \t\r\n\u00a0,;:.!?-\u2013\u2014/"
 _TRAIL_STRIP = " \t\r\n\u00a0,;:!?-\u2013\u2014/"
@@ -109,6 +105,16 @@ def quantize_int8(model):
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+def clip_question(tokenizer, question: str) -> str:
+    """The question with its whitespace collapsed, cut to its first ``MAX_QUESTION_TOKENS`` tokens
+    (so the passage keeps the window). Training and reading clip the same way."""
+    question = " ".join(question.split())
+    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) > MAX_QUESTION_TOKENS:
+        question = question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
+    return question
+
+
 def default_model_path() -> Path:
     """The packaged model folder ``rag/models/reader`` (works for editable and normal installs)."""
     try:
@@ -158,6 +164,7 @@ class NeuralReader:
     """Extractive QA with a transformer QA model (see the module docstring for the scoring)."""
 
     name = "custom"
+    uses_vectors = False  # reads the text only
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, name: str | None = None,
                  max_length: int = 384, stride: int = 128, max_answer_tokens: int = 30, top_n: int = 20,
@@ -223,13 +230,6 @@ class NeuralReader:
         return self
 
     # -- reading -----------------------------------------------------------------------------
-    def _clip_question(self, question: str) -> str:
-        question = " ".join(question.split())
-        enc = self._tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) > MAX_QUESTION_TOKENS:
-            question = question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
-        return question
-
     def forward(self, question: str, passages: Sequence[Passage]):
         """Tokenize the question against every passage and run ONE batched forward pass.
 
@@ -243,7 +243,7 @@ class NeuralReader:
             return None
         self.warm_up()
         tok, model = self._tokenizer, self._model
-        q = self._clip_question(question)
+        q = clip_question(self._tokenizer, question)
         texts = [passages[k].text for k in kept]
         q_first = tok.padding_side == "right"
         ml = max(self.max_length, MAX_QUESTION_TOKENS + 32)
@@ -257,7 +257,8 @@ class NeuralReader:
             out = model(**inputs)
         return kept, enc, out
 
-    def read(self, question: str, passages: Sequence[Passage]) -> ReaderOutput:
+    def read(self, question: str, passages: Sequence[Passage], qvec: Any = None) -> ReaderOutput:
+        """Spans from one batched forward over ``passages`` (``qvec`` is not used)."""
         import torch
 
         res = self.forward(question, passages)

@@ -22,29 +22,59 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .base import Reader
 
 
 @dataclass(frozen=True)
 class ReaderSpec:
-    """A reader by name: its kind ("features", "neural" or "fused") and the neural model it uses."""
+    """A reader by name: how to build it over an index, and the shipped neural model it needs.
+
+    ``build(index, embedder)`` returns the ``Reader``. ``model`` ("mpnet", "minilm" or None) is
+    checked by ``missing_reason`` before anything is built, so a missing model is a clear error.
+    """
 
     name: str
-    kind: str
-    model: str | None
+    build: Callable[[Any, Any], Reader]
     summary: str
+    model: str | None = None
 
 
-READERS: dict[str, ReaderSpec] = {
-    "features": ReaderSpec("features", "features", None, "rules over sentence/type signals, no neural model"),
-    "mpnet": ReaderSpec("mpnet", "neural", "mpnet", "MPNet-base + shipped LoRA adapter"),
-    "minilm": ReaderSpec("minilm", "neural", "minilm", "MiniLM-L6, fine-tuned"),
-    "fused": ReaderSpec("fused", "fused", "mpnet", "MPNet spans re-scored with feature signals"),
-    "fast": ReaderSpec("fast", "fused", "minilm", "MiniLM spans re-scored with feature signals"),
-}
+READERS: dict[str, ReaderSpec] = {}
+
+
+def register(name: str, build: Callable[[Any, Any], Reader], summary: str = "", *, model: str | None = None,
+             replace: bool = False) -> ReaderSpec:
+    """Make ``name`` a reader name for ``rag.load(..., reader=name)``, ``--reader name`` and the page.
+
+    ``build(index, embedder)`` is called once per loaded index (``index``: the open index, with its
+    chunks and documents; ``embedder``: the question encoder) and returns a ``Reader``. The
+    built-in readers come in through this same call. A name taken already is refused unless
+    ``replace=True``; a name with a "/" is refused (it would read as a Hugging Face id).
+    """
+    from ..errors import InputError
+
+    if not isinstance(name, str) or not name or "/" in name or name != name.strip():
+        raise InputError(f"reader name {name!r} is not usable: give a non-empty name without '/' or spaces around it")
+    if not callable(build):
+        raise InputError(f"reader {name!r}: build must be a function (index, embedder) -> Reader, got {build!r}")
+    if model not in (None, "mpnet", "minilm"):
+        raise InputError(f"reader {name!r}: model must be None, 'mpnet' or 'minilm', got {model!r}")
+    if not replace and (name in READERS or name in ALIASES):
+        raise InputError(f"reader name {name!r} is taken: pick another name, or pass replace=True")
+    READERS[name] = spec = ReaderSpec(name, build, summary, model)
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Forget a registered reader name (built-ins included: they are ordinary entries)."""
+    READERS.pop(name, None)
+
+
 ALIASES = {"neural": "mpnet", "fused-minilm": "fast"}
 
 #: The reader ``rag.load`` uses when none is named: the best gold-dev overall F1 among the readers
@@ -141,8 +171,34 @@ def neural_reader(model: str, name: str | None = None, **kwargs):
     return NeuralReader(model_folder(model), name=name or model, **kwargs)
 
 
-def make_reader(spec: object, qa) -> Reader:
-    """A reader from a name (see the table above), a model or adapter folder, a Hugging Face id, or a Reader.
+def _features(index, embedder) -> Reader:
+    from .features import FeatureReader
+
+    return FeatureReader(index, embedder)
+
+
+def _neural(model: str, name: str) -> Callable[[Any, Any], Reader]:
+    return lambda index, embedder: neural_reader(model, name)
+
+
+def _fused(model: str, name: str) -> Callable[[Any, Any], Reader]:
+    def build(index, embedder) -> Reader:
+        from .fusion import FusedReader
+
+        return FusedReader(index, embedder, neural=neural_reader(model), name=name)
+    return build
+
+
+register("features", _features, "rules over sentence/type signals, no neural model")
+register("mpnet", _neural("mpnet", "mpnet"), "MPNet-base + shipped LoRA adapter", model="mpnet")
+register("minilm", _neural("minilm", "minilm"), "MiniLM-L6, fine-tuned", model="minilm")
+register("fused", _fused("mpnet", "fused"), "MPNet spans re-scored with feature signals", model="mpnet")
+register("fast", _fused("minilm", "fast"), "MiniLM spans re-scored with feature signals", model="minilm")
+
+
+def make_reader(spec: object, index: Any = None, embedder: Any = None) -> Reader:
+    """A reader from a registered name (see ``READERS``), a model or adapter folder, a Hugging Face
+    id, or a ``Reader`` (returned as it is), built over ``index`` with ``embedder``.
 
     ``None`` gives the default. Bad names and missing models raise InputError naming the fix.
     """
@@ -151,7 +207,8 @@ def make_reader(spec: object, qa) -> Reader:
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         if isinstance(spec, Reader):
             return spec
-        raise InputError(f"reader must be a name ({', '.join(names())}), a model folder or a Reader, got {spec!r}")
+        raise InputError(f"reader must be a name ({', '.join(names())}), a model folder or a Reader (a name, "
+                         f"uses_vectors and read(question, passages, qvec=None)), got {spec!r}")
     if spec is None:
         spec = default_name()
     if isinstance(spec, str) and (spec in READERS or spec in ALIASES):
@@ -160,15 +217,11 @@ def make_reader(spec: object, qa) -> Reader:
         if why:
             raise InputError(f"reader {spec!r} cannot be loaded: {why}. Reinstall with bash scripts/setup.sh, "
                              "or pick another reader (reader='features' needs no model)")
-        if rs.kind == "features":
-            from .features import FeatureReader
-
-            return FeatureReader(qa.index, qa.embedder)
-        if rs.kind == "neural":
-            return neural_reader(rs.model, rs.name)
-        from .fusion import FusedReader
-
-        return FusedReader(qa.index, qa.embedder, neural=neural_reader(rs.model), name=rs.name)
+        reader = rs.build(index, embedder)
+        if not isinstance(reader, Reader):
+            raise InputError(f"reader {spec!r}: its build function returned {reader!r}, not a Reader "
+                             "(a name, uses_vectors and read(question, passages, qvec=None))")
+        return reader
     from .. import hub
 
     if hub.is_hub_id(spec):  # e.g. deepset/roberta-base-squad2: fetched because the user named it

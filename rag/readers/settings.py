@@ -28,7 +28,7 @@ def load_reader_settings(name: str) -> dict[str, Any]:
 class Calibrator:
     """Maps a reader's raw group score to a probability of being right (Platt scaling).
 
-    Fitted on the gold dev split by ``rag.readers.tuning.calibrate_on_dev``; ``a`` and ``b`` live
+    Fitted on the gold dev split by ``rag.train.tuning.calibrate_on_dev``; ``a`` and ``b`` live
     in the reader's settings file (``calibration``), and a reader without one passes scores through.
     """
 

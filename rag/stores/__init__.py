@@ -39,7 +39,7 @@ def open_store(version: Path, manifest: dict[str, Any], chunks, index_dir: Path)
         from .milvus_store import MilvusStore
 
         return MilvusStore.open({**entry, "dimension": manifest["dimension"]}, len(chunks), index_dir)
-    from ..store import IndexCorruptError, rebuild_hint
+    from ..errors import IndexCorruptError, rebuild_hint
 
     raise IndexCorruptError(f"{version}/manifest.json names an unknown vector store {entry.get('kind')!r}: "
                             f"{rebuild_hint(index_dir)}")

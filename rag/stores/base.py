@@ -2,7 +2,7 @@
 
 Row ``i`` of a store is chunk ``i`` of the version's chunk table, so a search result maps to a
 chunk (and its exact offsets) without another lookup. A store belongs to one index version: a
-build creates a new one, fills it, and only then publishes the version (``rag.store``), so a
+build creates a new one, fills it, and only then publishes the version (``rag.index.versions``), so a
 failed build never touches the live store.
 """
 from __future__ import annotations
@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+# FAISS files and BM25 folders at least this large are memory-mapped on load instead of copied
+# into RAM (the page cache holds them; several processes share one copy). Below it, reading is
+# as fast and the index is small anyway. benchmarks/README.md has the RSS figures.
+MMAP_MIN_BYTES = 64 * 1024 * 1024
 
 
 @runtime_checkable

@@ -169,7 +169,7 @@ class MilvusStore:
     @classmethod
     def open(cls, entry: dict[str, Any], expect_rows: int, index_dir: Path) -> "MilvusStore":
         """The store a manifest names, checked: the collection exists, with this dimension and size."""
-        from ..store import rebuild_hint
+        from ..errors import rebuild_hint
 
         uri = entry.get("uri", "")
         target = parse_milvus_uri(uri)

@@ -16,45 +16,32 @@ Entry points: ``train_reader`` (returns metrics), ``export_fp16``, ``evaluate_mo
 from __future__ import annotations
 
 import argparse
-import collections
-import gzip
 import json
 import math
 import os
 import random
-import re
 import shutil
 import signal
-import string
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from ..eval import metrics as ev
+from ..eval.datasets import squad_articles
+from ..readers.neural import clip_question, quantize_int8
 
-PACKAGED_READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
 CHECKPOINT_NAME = "checkpoint"
 STATE_FILE = "training_state.pt"
-MAX_QUESTION_TOKENS = 64
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
-
-def load_squad(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The ``data`` list (articles) of a SQuAD-format JSON file, gzip'd or not."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return json.load(f)["data"]
-
 
 def flatten(articles: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One dict per question: id, title, question, context, answers (list of (text, start)), impossible."""
@@ -112,14 +99,6 @@ def resolve_dev_titles(articles: Sequence[dict[str, Any]], *, n_dev: int = 10, s
 # Features
 # ----------------------------------------------------------------------------------------------
 
-def _clip_question(tokenizer, question: str) -> str:
-    question = question.strip()
-    enc = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) > MAX_QUESTION_TOKENS:
-        question = question[: enc["offset_mapping"][MAX_QUESTION_TOKENS - 1][1]]
-    return question
-
-
 def featurize(examples: Sequence[dict[str, Any]], tokenizer, *, max_length: int, stride: int,
               train: bool = True, chunk: int = 1000) -> list[dict[str, Any]]:
     """Tokenize question/context pairs into (possibly several, strided) windows.
@@ -132,7 +111,7 @@ def featurize(examples: Sequence[dict[str, Any]], tokenizer, *, max_length: int,
     pad_right = tokenizer.padding_side == "right"
     for lo in range(0, len(examples), chunk):
         batch = examples[lo: lo + chunk]
-        qs = [_clip_question(tokenizer, e["question"]) for e in batch]
+        qs = [clip_question(tokenizer, e["question"]) for e in batch]
         cs = [e["context"] for e in batch]
         enc = tokenizer(qs if pad_right else cs, cs if pad_right else qs,
                         truncation="only_second" if pad_right else "only_first",
@@ -212,36 +191,12 @@ def collate(feats: Sequence[dict[str, Any]], pad_id: int, with_labels: bool = Tr
 
 
 # ----------------------------------------------------------------------------------------------
-# Metrics (official SQuAD v2 normalisation; rag.evaluation is used instead when it exists)
+# Metrics (rag.eval.metrics: the official SQuAD v2 definitions)
 # ----------------------------------------------------------------------------------------------
-
-def _normalize(s: str) -> str:
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def _exact(pred: str, gold: str) -> float:
-    return float(_normalize(pred) == _normalize(gold))
-
-
-def _f1(pred: str, gold: str) -> float:
-    p, g = _normalize(pred).split(), _normalize(gold).split()
-    if not p or not g:
-        return float(p == g)
-    common = collections.Counter(p) & collections.Counter(g)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    prec, rec = same / len(p), same / len(g)
-    return 2 * prec * rec / (prec + rec)
-
 
 def squad_v2_metrics(examples: Sequence[dict[str, Any]], span_preds: dict[str, str],
                      na_probs: dict[str, float], threshold: float = 0.0) -> dict[str, Any]:
-    """SQuAD v2 metrics (percentages), computed with ``rag.evaluation`` when it is available and
-    with the local implementation (``_squad_v2_metrics_local``, same definitions) otherwise.
+    """SQuAD v2 metrics (percentages) of given-paragraph predictions, from ``rag.eval.metrics``.
 
     ``span_preds``: the best non-null span of each question; ``na_probs``: its null-score
     difference (answer iff ``na_prob <= threshold``). Keys: exact/f1/HasAns_*/NoAns_acc at
@@ -249,17 +204,8 @@ def squad_v2_metrics(examples: Sequence[dict[str, Any]], span_preds: dict[str, s
     best_f1 and their thresholds (on the ``na_prob`` scale), and best_f1_HasAns_f1 /
     best_f1_NoAns_acc at the best-F1 threshold.
     """
-    try:
-        from . import evaluation as ev
-
-        return _squad_v2_metrics_rag(ev, examples, span_preds, na_probs, threshold)
-    except ImportError:
-        return _squad_v2_metrics_local(examples, span_preds, na_probs, threshold)
-
-
-def _squad_v2_metrics_rag(ev, examples, span_preds, na_probs, threshold=0.0) -> dict[str, Any]:
     golds = {e["id"]: ([] if e["impossible"] else [t for t, _ in e["answers"]]) for e in examples}
-    conf = {q: -float(na_probs[q]) for q in golds}  # rag.evaluation: answer iff score >= thresh
+    conf = {q: -float(na_probs[q]) for q in golds}  # rag.eval.metrics: answer iff score >= thresh
     at_t = ev.squad_v2_scores({q: (span_preds[q] if na_probs[q] <= threshold else None) for q in golds}, golds)
     span = ev.squad_v2_scores({q: span_preds[q] for q in golds}, golds)
     best = ev.best_thresholds({q: span_preds[q] for q in golds}, conf, golds)
@@ -273,83 +219,12 @@ def _squad_v2_metrics_rag(ev, examples, span_preds, na_probs, threshold=0.0) -> 
             "best_exact": pct * best["best_exact"], "best_exact_thresh": -best["best_exact_thresh"],
             "best_f1": pct * best["best_f1"], "best_f1_thresh": -best["best_f1_thresh"],
             "best_f1_HasAns_f1": pct * row["has_ans_f1"], "best_f1_NoAns_acc": pct * row["no_ans_acc"],
-            "metrics_from": "rag.evaluation"}
-
-
-def _squad_v2_metrics_local(examples: Sequence[dict[str, Any]], span_preds: dict[str, str],
-                            na_probs: dict[str, float], threshold: float = 0.0) -> dict[str, Any]:
-    """SQuAD v2 EM/F1 from the best non-null span of each question and its no-answer score.
-
-    ``na_probs`` are the null-score differences (answer iff ``na_prob <= threshold``). Reports
-    EM/F1 at ``threshold`` (overall, HasAns, NoAns), HasAns EM/F1 of the spans whatever the
-    threshold ("_span"), and the best threshold over the whole range (the official
-    ``find_best_thresh`` sweep, run on the span predictions so that it can both answer and
-    abstain more) with NoAns accuracy and HasAns F1 at that threshold.
-    """
-    span_em, span_f1, has, noans = {}, {}, [], []
-    for ex in examples:
-        golds = [t for t, _ in ex["answers"] if _normalize(t)] or [""]
-        p = span_preds[ex["id"]]
-        if ex["impossible"]:
-            span_em[ex["id"]] = span_f1[ex["id"]] = float(not p)
-            noans.append(ex["id"])
-        else:
-            span_em[ex["id"]] = max(_exact(p, g) for g in golds)
-            span_f1[ex["id"]] = max(_f1(p, g) for g in golds)
-            has.append(ex["id"])
-    n = len(examples)
-
-    def at(t: float) -> tuple[dict[str, float], dict[str, float]]:
-        em, f1 = {}, {}
-        for ex in examples:
-            q = ex["id"]
-            answered = na_probs[q] <= t and bool(span_preds[q])
-            if ex["impossible"]:
-                em[q] = f1[q] = float(not answered)
-            else:
-                em[q] = span_em[q] if answered else 0.0
-                f1[q] = span_f1[q] if answered else 0.0
-        return em, f1
-
-    def mean(d, ids):
-        return 100.0 * sum(d[i] for i in ids) / len(ids) if ids else float("nan")
-
-    em, f1 = at(threshold)
-    out: dict[str, Any] = {"total": n, "HasAns_total": len(has), "NoAns_total": len(noans),
-                           "threshold": threshold, "exact": mean(em, list(em)), "f1": mean(f1, list(f1)),
-                           "HasAns_exact": mean(em, has), "HasAns_f1": mean(f1, has),
-                           "NoAns_acc": mean(em, noans),
-                           "HasAns_exact_span": mean(span_em, has), "HasAns_f1_span": mean(span_f1, has)}
-
-    def best(scores):
-        cur = float(len(noans))  # threshold below everything: abstain on all
-        best_score, best_t = cur, min(na_probs.values(), default=0.0) - 1.0
-        for q in sorted(na_probs, key=lambda k: na_probs[k]):
-            if q not in scores or not span_preds[q]:
-                continue
-            cur += scores[q] if q not in noans_set else -1.0
-            if cur > best_score:
-                best_score, best_t = cur, na_probs[q]
-        return 100.0 * best_score / max(n, 1), best_t
-
-    noans_set = set(noans)
-    out["best_exact"], out["best_exact_thresh"] = best(span_em)
-    out["best_f1"], out["best_f1_thresh"] = best(span_f1)
-    em_b, f1_b = at(out["best_f1_thresh"])
-    out["best_f1_HasAns_f1"] = mean(f1_b, has)
-    out["best_f1_NoAns_acc"] = mean(em_b, noans)
-    out["metrics_from"] = "rag.training (local)"
-    return out
+            "metrics_from": "rag.eval.metrics"}
 
 
 def _span_preds_scores(examples, span_preds):
-    """HasAns EM/F1 of the best non-null spans, with rag.evaluation when available."""
-    try:
-        from . import evaluation as ev
-
-        em_fn, f1_fn = ev.exact_match, ev.f1_score
-    except ImportError:  # not written yet
-        em_fn, f1_fn = _exact, _f1
+    """HasAns EM/F1 of the best non-null spans (for data without unanswerable questions)."""
+    em_fn, f1_fn = ev.exact_match, ev.f1_score
     em = f1 = 0.0
     for ex in examples:
         golds = [t for t, _ in ex["answers"]]
@@ -410,10 +285,9 @@ def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length:
 
 def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool = False):
     """Tokenizer and model (fp32 on CPU whatever the stored dtype), optionally int8-quantized."""
-    import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from . import adapters
+    from .. import adapters
 
     if adapters.is_adapter_folder(model_dir):
         tok, model = adapters.load_merged(model_dir)
@@ -422,8 +296,6 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool
         tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
     if quantize:
-        from .readers.neural import quantize_int8
-
         model = quantize_int8(model)
     return tok, model
 
@@ -437,7 +309,7 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    arts = load_squad(data)
+    arts = squad_articles(data)
     if titles is not None:
         keep = set(titles)
         arts = [a for a in arts if a["title"] in keep]
@@ -596,7 +468,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-    articles = load_squad(data)
+    articles = squad_articles(data)
     if dev_titles is None:
         dev_titles = resolve_dev_titles(articles, n_dev=n_dev, seed=seed, dev_titles_file=dev_titles_file)
     dev_titles = sorted(dev_titles)
@@ -608,7 +480,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     if limit:
         train_ex = train_ex[:limit]
 
-    from . import adapters, encoders
+    from .. import adapters, encoders
 
     resume_state = None
     base_src = encoders.resolve_encoder(encoder)
@@ -769,7 +641,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
 def base_description(encoder: str | os.PathLike | None, folder: str) -> dict[str, Any]:
     """What an adapter's ``base`` entry records: the base's name and how to get it."""
-    from . import encoders
+    from .. import encoders
 
     spec = str(encoder) if encoder else "minilm"
     if spec in ("mpnet", encoders.MPNET_NAME) or Path(folder) == encoders.cache_dir() / encoders.MPNET_NAME:
@@ -816,7 +688,7 @@ def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from . import adapters
+    from .. import adapters
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

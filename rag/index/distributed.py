@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import ChunkerSettings, chunk_document
-from .documents import dedupe_documents, list_articles, read_article, require_documents
-from .errors import need_extra
-from .schema import Chunk, Document
+from ..chunking import ChunkerSettings, chunk_document, embed_text
+from ..documents import dedupe_documents, list_articles, read_article, require_documents
+from ..errors import need_extra
+from ..schema import Chunk, Document
 
 # Rows per encoder call. Measured with benchmarks/bench_ray.py on this 2-core machine: 256 rows
 # keep the encoder at its single-process speed (the same 4 x 64 the single path uses per call);
@@ -48,7 +48,7 @@ class RayOptions:
     def check(self) -> None:
         need_extra("ray", "distributed indexing (--ray)")
         if self.batch_size < 1:
-            from .errors import InputError
+            from ..errors import InputError
 
             raise InputError(f"the Ray embed batch size must be at least 1, got {self.batch_size}")
 
@@ -76,7 +76,7 @@ def ensure_ray(opts: RayOptions) -> Any:
         try:
             ray.init(**kwargs)
         except Exception as e:  # noqa: BLE001
-            from .errors import StoreError
+            from ..errors import StoreError
 
             where = opts.address or "a local cluster"
             raise StoreError(f"cannot start or reach Ray at {where} ({' '.join(str(e).split())[:160]}): check "
@@ -115,7 +115,7 @@ def _read_row(row: dict[str, Any], docs: str, max_bytes: int) -> dict[str, Any]:
     return {"i": row["i"], "doc": json.dumps(res.to_dict()), "source": res.source, "warning": ""}
 
 
-def read_documents(docs_dir: Path, max_file_bytes: int, opts: RayOptions) -> tuple[list[Document], list[str]]:
+def load_documents_on_ray(docs_dir: Path, max_file_bytes: int, opts: RayOptions) -> tuple[list[Document], list[str]]:
     """``load_documents`` with the per-file work (read, decode, clean) as Ray tasks."""
     docs, files, warnings = list_articles(docs_dir)
     results: list[Document | str] = []
@@ -137,14 +137,12 @@ class _Chunker:
     """Chunks one document per row; holds the encoder (its tokenizer decides what fits)."""
 
     def __init__(self, model_path: str, settings: dict[str, Any]) -> None:
-        from .embedding import Embedder
+        from ..embedding import Embedder
 
         self.embedder = Embedder(model_path)
         self.settings = ChunkerSettings(**settings)
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        from .indexing import embed_text
-
         doc = Document.from_dict(json.loads(row["doc"]), source=row["source"])
         prefix = f"{doc.title}\n" if doc.title else ""
         fits = self.embedder.fits
@@ -160,7 +158,7 @@ class _Encoder:
     def __init__(self, model_path: str, threads: int, batch_size: int) -> None:
         import torch
 
-        from .embedding import Embedder
+        from ..embedding import Embedder
 
         torch.set_num_threads(max(1, threads))
         self.embedder = Embedder(model_path, batch_size=64)

@@ -1,213 +1,59 @@
-"""Building an index from a docs folder, incrementally, and opening one for search."""
+"""Building an index from a docs folder: incremental (unchanged articles keep their chunks and
+vectors), atomic (a new version folder, then one pointer swap), on FAISS or Milvus."""
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import store
-from .analysis import Sentence, body_sentence_spans, sentence_from_row, start_analysis
-from .chunking import ChunkerSettings, chunk_document
-from .documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, file_digest, list_articles, load_documents
-from .embedding import Embedder
-from .errors import IndexMismatchError, StoreError
-from .lexical import LexicalIndex
-from .schema import Chunk, Document, IndexInfo
-from .stores import VectorStore, check_store, create_store, open_store, store_kind, store_uri
+from ..analysis import body_sentence_spans, start_analysis
+from ..chunking import ChunkerSettings, chunk_document, embed_text
+from ..documents import DEFAULT_MAX_FILE_BYTES, check_docs_dir, load_documents
+from ..embedding import Embedder
+from ..errors import IndexMismatchError, StoreError
+from ..lexical import LexicalIndex
+from ..schema import Chunk, Document, IndexInfo
+from ..stores import check_store, create_store, store_kind, store_uri
+from ..stores.faiss_store import ANN_THRESHOLD, faiss_spec
+from . import versions
+from .opened import OpenIndex, open_index
 
-# Exact search below this many chunks, HNSW above. Measured (benchmarks/README.md, 2-core AMD
-# EPYC VM, 384-d): one exact single-thread query costs ~8.4 ms per 100k vectors (0.3 ms at 10k,
-# ~84 ms at 1M), one question encode ~31 ms; exact search costs as much as the encode itself at
-# ~370k vectors. Below 300k exact search adds at most ~25 ms, with perfect recall; above it HNSW
-# answers in ~1-3 ms (efSearch 128) at the price of recall (bench_ann.py).
-ANN_THRESHOLD = 300_000
-HNSW_SPEC = {"type": "hnsw", "M": 32, "efConstruction": 80, "efSearch": 128}
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+BuildProgress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def embed_text(chunk: Chunk) -> str:
-    """What the encoder sees for a chunk: its article title, then its text."""
-    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+def console_progress(enabled: bool = True) -> BuildProgress | None:
+    """A ``progress`` for ``build_index`` that draws one tqdm bar per stage on stderr (``None``:
+    quiet). Stages without a total print one line."""
+    if not enabled:
+        return None
+    import sys
 
+    from tqdm import tqdm
 
-def faiss_spec(num_chunks: int, ann_threshold: int = ANN_THRESHOLD) -> dict[str, Any]:
-    return dict(HNSW_SPEC) if num_chunks >= ann_threshold else {"type": "flat"}
+    bars: dict[str, Any] = {}
 
-
-@dataclass
-class OpenIndex:
-    """A loaded index version: manifest, documents, chunk table, vectors and BM25.
-
-    ``chunks`` is a lazy, list-like ``store.ChunkTable`` (``len``, ``[row]``, iteration): rows are
-    parsed on access, so a million-chunk index does not hold its table in memory.
-    """
-
-    index_dir: Path
-    version: Path
-    manifest: dict[str, Any]
-    documents: dict[str, Document]
-    chunks: Sequence[Chunk]
-    store: VectorStore
-    lexical: LexicalIndex
-    _row_of: dict[str, int] = field(default_factory=dict, repr=False)
-
-    @property
-    def vectors(self) -> Any:
-        """The faiss.Index of a FAISS store (benchmarks, tests); the store itself otherwise."""
-        return getattr(self.store, "index", self.store)
-
-    @property
-    def model(self) -> str:
-        return self.manifest["model"]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["dimension"])
-
-    def row(self, chunk_id: str) -> int:
-        if not self._row_of:
-            self._row_of.update({c.chunk_id: i for i, c in enumerate(self.chunks)})
-        return self._row_of[chunk_id]
-
-    def stale(self) -> list[str]:
-        """Why the index no longer matches its docs folder ([] when it is up to date)."""
-        return stale_reasons(self.manifest)
-
-    def source(self, doc_id: str) -> str:
-        """The text document ``doc_id``'s offsets index, as stored at build time (KeyError if unknown)."""
-        if doc_id not in self.documents:
-            raise KeyError(doc_id)
-        if store.SOURCES not in self.manifest.get("files", {}):
-            raise IndexMismatchError(f"the index at {str(self.index_dir)!r} was built before article texts were "
-                                     f"stored in it: {store.rebuild_hint(self.index_dir)}")
-        if "_sources" not in self.__dict__:
-            self.__dict__["_sources"] = store.SourceTable(self._lazy_file(store.SOURCES),
-                                                          self._lazy_file(store.SOURCE_OFFSETS), list(self.documents))
-        return self.__dict__["_sources"].text(doc_id)
-
-    @property
-    def has_analysis(self) -> bool:
-        # From the manifest, not the disk: a version removed after loading must not silently
-        # turn into one without analyses (see _lazy_file).
-        return store.ANALYSIS in self.manifest.get("files", {})
-
-    def _lazy_file(self, name: str) -> Path:
-        """A file of this version read after loading; refused if a later build removed it."""
-        path = self.version / name
-        if not path.is_file():
-            raise store.IndexCorruptError(
-                f"{path} is gone: the index at {str(self.index_dir)!r} was rebuilt since it was loaded "
-                "(a build keeps the live version and the one before): load it again")
-        return path
-
-    def analysis_rows(self) -> dict[str, list[dict[str, Any]]]:
-        """Stored sentence analyses per document ({} for an index built without them)."""
-        if "_analysis" not in self.__dict__:
-            rows = store.read_jsonl(self._lazy_file(store.ANALYSIS)) if self.has_analysis else []
-            self.__dict__["_analysis"] = {r["doc_id"]: r["sentences"] for r in rows}
-        return self.__dict__["_analysis"]
-
-    def sentence_vectors(self) -> np.ndarray:
-        if "_svecs" not in self.__dict__:
-            self.__dict__["_svecs"] = (
-                np.load(self._lazy_file(store.SENTENCE_VECTORS), mmap_mode="r", allow_pickle=False)
-                if store.SENTENCE_VECTORS in self.manifest.get("files", {})
-                else np.zeros((0, self.dimension), dtype=np.float32))
-        return self.__dict__["_svecs"]
-
-    def sentences(self, doc_id: str) -> list[Sentence]:
-        """The analysed sentences of one document, in order, with their vector rows."""
-        cache = self.__dict__.setdefault("_sent_cache", {})
-        if doc_id not in cache:
-            rows = self.analysis_rows().get(doc_id, [])
-            cache[doc_id] = [sentence_from_row(doc_id, r, r["row"]) for r in rows]
-        return cache[doc_id]
-
-
-def open_index(index_dir: str | os.PathLike, *, verify: bool | None = None, retries: int = 3) -> OpenIndex:
-    """Load the live version of an index, checking every file against the manifest.
-
-    A build keeps only the live version and the one before it, so a load that started before two
-    builds finished can find its version deleted under it: it then loads the new live version
-    (up to ``retries`` times). The result is always one whole version, never a mix.
-    """
-    index_dir = Path(index_dir)
-    for attempt in range(retries + 1):
-        version = store.current_version(index_dir)
-        try:
-            return _open_version(index_dir, version, verify)
-        except (store.IndexCorruptError, FileNotFoundError) as e:
-            if attempt < retries and store.current_version(index_dir) != version:
-                continue  # replaced (and collected) while we read it: read the new one
-            if isinstance(e, FileNotFoundError):
-                raise store.IndexCorruptError(f"{version} lost a file while loading ({e.filename or e}): "
-                                              f"{store.rebuild_hint(index_dir)}") from None
-            raise
-    raise AssertionError("unreachable")
-
-
-def _open_version(index_dir: Path, version: Path, verify: bool | None) -> OpenIndex:
-    manifest = store.read_manifest(version)
-    store.verify_files(version, manifest, hashes=verify)
-    chunks = store.open_chunks(version, manifest)
-    vstore = open_store(version, manifest, chunks, index_dir)  # checks its size and dimension
-    bm25_bytes = sum(p.stat().st_size for p in (version / store.BM25_DIR).glob("*") if p.is_file())
-    lexical = LexicalIndex.load(version / store.BM25_DIR, mmap=bm25_bytes >= store.MMAP_MIN_BYTES)
-    if lexical.size != len(chunks):
-        raise store.IndexCorruptError(f"{version}/bm25 indexes {lexical.size} chunks, the table has "
-                                      f"{len(chunks)}: {store.rebuild_hint(index_dir)}")
-    return OpenIndex(index_dir, version, manifest, store.read_documents(version), chunks, vstore, lexical)
-
-
-#: Bumped when what the index stores of each document's text changes: a live index built before
-#: (no stored sources) is rebuilt once by the next ``rag index``, even when no article changed.
-SOURCES_LAYOUT = 1
-
-
-def stale_reasons(manifest: dict[str, Any]) -> list[str]:
-    docs_dir = manifest.get("docs_dir")
-    if not docs_dir:
-        return []
-    docs = Path(docs_dir)
-    if not docs.is_dir():
-        return [f"docs folder {docs_dir} is gone"]
-    indexed = manifest.get("documents", {})
-    seen = {p.relative_to(docs).as_posix(): p for p in list_articles(docs)[1]}
-    reasons = []
-    known = {meta["path"]: meta for meta in indexed.values()}
-    skipped = set(manifest.get("skipped_paths", []))
-    for rel, p in seen.items():
-        meta = known.get(rel)
-        if meta is None:
-            if rel not in skipped:
-                reasons.append(f"new article {rel}")
-            continue
-        st = p.stat()
-        if st.st_size == meta["bytes"] and st.st_mtime_ns == meta["mtime_ns"]:
-            continue
-        try:
-            digest = file_digest(p, max(DEFAULT_MAX_FILE_BYTES, st.st_size))
-        except (ValueError, OSError):
-            reasons.append(f"changed article {rel}")
-            continue
-        if digest != meta["content_hash"]:
-            reasons.append(f"changed article {rel}")
-    reasons += [f"deleted article {rel}" for rel in known if rel not in seen]
-    return reasons
+    def tell(stage: str, done: int, total: int) -> None:
+        if total <= 0:
+            print(f"{stage} ...", file=sys.stderr)
+            return
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, file=sys.stderr, leave=False))
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+    return tell
 
 
 def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "index", *,
                 model: str | os.PathLike | None = None, embedder: Embedder | None = None,
                 chunker: ChunkerSettings | None = None, force: bool = False,
                 ann_threshold: int = ANN_THRESHOLD, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                analyze: bool = True, progress: Progress | None = None, vector_store: str | None = None,
+                analyze: bool = True, progress: BuildProgress | None = None, vector_store: str | None = None,
                 ray: Any = None) -> IndexInfo:
     """Index the ``.txt`` articles below ``docs_dir`` into ``index_dir``, incrementally.
 
@@ -219,7 +65,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
 
     ``vector_store`` is where the vectors go: ``"faiss"`` (a file in the version folder) or a Milvus URI
     (``milvus:///path.db`` for Milvus Lite, ``milvus://HOST:PORT`` for a server); None keeps the
-    live index's store (FAISS for a new index). ``ray`` (a ``rag.distributed.RayOptions``, or
+    live index's store (FAISS for a new index). ``ray`` (a ``rag.index.distributed.RayOptions``, or
     True for a local cluster) reads, cleans, chunks and embeds on a Ray cluster; the result is the
     same index as the single-process path.
     """
@@ -238,7 +84,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
     embedder = embedder or Embedder(model)
     tell = progress or (lambda stage, done, total: None)
 
-    with store.build_lock(index_dir, on_wait=lambda: tell("waiting for another build of this index", 0, 0)):
+    with versions.build_lock(index_dir, on_wait=lambda: tell("waiting for another build of this index", 0, 0)):
         live_uri = _live_store_uri(index_dir)
         target = vector_store if vector_store is not None else live_uri or "faiss"
         check_store(target, connect=True)  # before any encoding
@@ -246,7 +92,7 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
         if ray_opts is not None:
             from . import distributed
 
-            documents, warnings = distributed.read_documents(docs_dir, max_file_bytes, ray_opts)
+            documents, warnings = distributed.load_documents_on_ray(docs_dir, max_file_bytes, ray_opts)
         else:
             documents, warnings = load_documents(docs_dir, max_file_bytes=max_file_bytes)
         previous = _previous(index_dir, embedder, chunker)
@@ -346,18 +192,18 @@ def build_index(docs_dir: str | os.PathLike, index_dir: str | os.PathLike = "ind
                 manifest["built_with"] = ray_opts.describe()
             writers = {
                 **vstore.writers(),
-                store.CHUNKS: store.write_jsonl([c.to_dict() for c in chunks]),
-                store.CHUNK_OFFSETS: store.write_line_offsets(store.CHUNKS),  # after CHUNKS: it indexes that file
-                store.DOCUMENTS: store.write_jsonl([d.to_dict() for d in documents]),
-                store.SOURCES: store.write_jsonl([{"doc_id": d.doc_id, "text": d.source} for d in documents]),
-                store.SOURCE_OFFSETS: store.write_line_offsets(store.SOURCES),  # after SOURCES
-                store.BM25_DIR: lexical.save,
+                versions.CHUNKS: versions.write_jsonl([c.to_dict() for c in chunks]),
+                versions.CHUNK_OFFSETS: versions.write_line_offsets(versions.CHUNKS),  # after CHUNKS: it indexes that file
+                versions.DOCUMENTS: versions.write_jsonl([d.to_dict() for d in documents]),
+                versions.SOURCES: versions.write_jsonl([{"doc_id": d.doc_id, "text": d.source} for d in documents]),
+                versions.SOURCE_OFFSETS: versions.write_line_offsets(versions.SOURCES),  # after SOURCES
+                versions.BM25_DIR: lexical.save,
             }
             if analyze:
                 rows, svecs = _analyses(documents, analysed, previous, sent_vecs, embedder.dimension)
-                writers[store.ANALYSIS] = store.write_jsonl(rows)
-                writers[store.SENTENCE_VECTORS] = lambda path: np.save(path, svecs, allow_pickle=False)
-            store.write_version(index_dir, manifest, writers)
+                writers[versions.ANALYSIS] = versions.write_jsonl(rows)
+                writers[versions.SENTENCE_VECTORS] = lambda path: np.save(path, svecs, allow_pickle=False)
+            versions.write_version(index_dir, manifest, writers)
         except BaseException:
             if vstore.kind == "milvus":
                 vstore.drop()  # the half-filled collection of a version that was never published
@@ -373,7 +219,7 @@ def _same_store(a: str | None, b: str | None) -> bool:
         return False
     if store_kind(a) == "faiss":
         return True
-    from .stores.milvus_store import parse_milvus_uri
+    from ..stores.milvus_store import parse_milvus_uri
 
     return parse_milvus_uri(a).public == parse_milvus_uri(b).public
 
@@ -381,8 +227,8 @@ def _same_store(a: str | None, b: str | None) -> bool:
 def _live_store_uri(index_dir: Path) -> str | None:
     """The store of the live version (None when there is no readable index)."""
     try:
-        return store_uri(store.read_manifest(store.current_version(index_dir)))
-    except (store.IndexNotFoundError, store.IndexCorruptError, IndexMismatchError, OSError, ValueError, KeyError):
+        return store_uri(versions.read_manifest(versions.current_version(index_dir)))
+    except (versions.IndexNotFoundError, versions.IndexCorruptError, IndexMismatchError, OSError, ValueError, KeyError):
         return None
 
 
@@ -394,13 +240,13 @@ def _collect_collections(index_dir: Path, uris: set[str | None]) -> None:
     keep: set[str] = set()
     for v in index_dir.glob("v-*"):
         try:
-            entry = store.read_manifest(v).get("vector_store") or {}
+            entry = versions.read_manifest(v).get("vector_store") or {}
         except Exception:  # noqa: BLE001 - an unreadable version references nothing we can keep
             continue
         if entry.get("kind") == "milvus":
             keep.add(entry["collection"])
             uris.add(entry["uri"])
-    from .stores.milvus_store import drop_unreferenced
+    from ..stores.milvus_store import drop_unreferenced
 
     for uri in uris:
         drop_unreferenced({"uri": uri}, index_dir, keep)
@@ -408,7 +254,7 @@ def _collect_collections(index_dir: Path, uris: set[str | None]) -> None:
 
 def _settings(embedder: Embedder, chunker: ChunkerSettings, docs_dir: Path, analyze: bool) -> dict[str, Any]:
     return {"model": embedder.model_id, "chunker": chunker.to_dict(), "embed_title": True,
-            "analysis": analyze, "docs_dir": str(docs_dir.resolve()), "sources": SOURCES_LAYOUT}
+            "analysis": analyze, "docs_dir": str(docs_dir.resolve()), "sources": versions.SOURCES_LAYOUT}
 
 
 def _reusable_analysis(previous: OpenIndex | None, doc_id: str, unchanged: set[str]) -> bool:
@@ -423,7 +269,7 @@ def _body_sentences(documents: list[Document]) -> list[tuple[str, int, str]]:
 
 
 def _encode_all(embedder: Embedder, texts: list[str], out: np.ndarray, rows: list[int], stage: str,
-                tell: Progress, job=None) -> None:
+                tell: BuildProgress, job=None) -> None:
     """Encode ``texts`` into ``out[rows]``, longest first, leaving a core to ``job`` while it runs.
 
     Longest first, so each batch holds texts of about one length: less padding than the document
@@ -518,9 +364,9 @@ def _previous(index_dir: Path, embedder: Embedder, chunker: ChunkerSettings) -> 
     """The live index when its vectors can be reused (same model and chunker), else None."""
     try:
         prev = open_index(index_dir)
-    except store.IndexNotFoundError:
+    except versions.IndexNotFoundError:
         return None
-    except (store.IndexCorruptError, IndexMismatchError, StoreError):
+    except (versions.IndexCorruptError, IndexMismatchError, StoreError):
         return None  # rebuilt from scratch; the broken version is replaced atomically
     if prev.manifest.get("model") != embedder.model_id or prev.manifest.get("chunker") != chunker.to_dict():
         return None

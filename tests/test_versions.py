@@ -1,16 +1,14 @@
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 import rag
-from rag import store
-from rag.indexing import open_index
+from rag.index import versions
+from rag.stores import faiss_store
+from rag.index import open_index
 from conftest import FakeEmbedder, ROOT, SEEDS
 
 
@@ -21,7 +19,7 @@ def test_round_trip_and_incremental(seeds_copy, tmp_path, fake_embedder):
     loaded = open_index(idx)
     assert len(loaded.chunks) == info.num_chunks == loaded.vectors.ntotal
     m = loaded.manifest
-    assert m["format_version"] == store.FORMAT_VERSION and m["model"] == "fake-bow" and m["dimension"] == 16
+    assert m["format_version"] == versions.FORMAT_VERSION and m["model"] == "fake-bow" and m["dimension"] == 16
     assert set(m["documents"]) == {p.stem for p in SEEDS.glob("*.txt")}
     # Nothing changed: nothing encoded, nothing written.
     before = (idx / "CURRENT").read_text()
@@ -59,22 +57,22 @@ def test_model_and_dimension_mismatch_refused(seeds_copy, tmp_path, fake_embedde
 def test_newer_format_truncated_and_edited_files_refused(seeds_copy, tmp_path, fake_embedder):
     idx = tmp_path / "idx"
     rag.build_index(seeds_copy, idx, embedder=fake_embedder)
-    version = store.current_version(idx)
-    vec = version / store.VECTORS
+    version = versions.current_version(idx)
+    vec = version / faiss_store.VECTORS
     data = vec.read_bytes()
     vec.write_bytes(data[: len(data) // 2])
     with pytest.raises(rag.IndexCorruptError, match="truncated"):
         rag.load(idx, embedder=fake_embedder)
     vec.write_bytes(data)
-    chunks = version / store.CHUNKS
+    chunks = version / versions.CHUNKS
     text = chunks.read_text(encoding="utf-8")
     chunks.write_text(text.replace("Shugayev", "Shugayov"), encoding="utf-8")
     with pytest.raises(rag.IndexCorruptError, match="changed after the build"):
         rag.load(idx, embedder=fake_embedder)
     chunks.write_text(text, encoding="utf-8")
-    m = json.loads((version / store.MANIFEST).read_text())
-    m["format_version"] = store.FORMAT_VERSION + 1
-    (version / store.MANIFEST).write_text(json.dumps(m))
+    m = json.loads((version / versions.MANIFEST).read_text())
+    m["format_version"] = versions.FORMAT_VERSION + 1
+    (version / versions.MANIFEST).write_text(json.dumps(m))
     with pytest.raises(rag.IndexMismatchError, match="newer than this rag reads"):
         rag.load(idx, embedder=fake_embedder)
 
@@ -86,12 +84,13 @@ def test_missing_index_message(tmp_path):
 
 _KILL_SCRIPT = r"""
 import sys, time, rag
-from rag import store
+from rag.index import versions
+from rag.stores import faiss_store
 sys.path.insert(0, {tests!r})
 from conftest import FakeEmbedder
 stage = sys.argv[1]
-orig_write = store.write_version
-real_replace = store.os.replace
+orig_write = versions.write_version
+real_replace = versions.os.replace
 def slow_write_faiss(index):
     inner = orig_faiss(index)
     def write(path):
@@ -99,13 +98,13 @@ def slow_write_faiss(index):
         if stage == "files":
             print("READY", flush=True); time.sleep(60)
     return write
-orig_faiss = store.write_faiss
-store.write_faiss = slow_write_faiss
+orig_faiss = faiss_store.write_faiss
+faiss_store.write_faiss = slow_write_faiss
 def slow_replace(a, b):
     if stage == "pointer":
         print("READY", flush=True); time.sleep(60)
     return real_replace(a, b)
-store.os.replace = slow_replace
+versions.os.replace = slow_replace
 emb = FakeEmbedder()
 if stage == "embed":
     enc = emb.encode

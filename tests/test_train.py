@@ -1,4 +1,4 @@
-"""Smoke tests of rag.training on a tiny random BERT (no download, a few seconds)."""
+"""Smoke tests of rag.train.neural on a tiny random BERT (no download, a few seconds)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from rag import training as T  # noqa: E402
+from rag.eval.datasets import squad_articles  # noqa: E402
+from rag.eval.metrics import f1_score  # noqa: E402
+from rag.train import neural as T  # noqa: E402
 
 POOL = Path("/work/shared/data/squad-pool.json.gz")
 
@@ -96,7 +98,7 @@ def test_split_is_deterministic_and_by_article():
 def test_committed_dev_titles_are_reused():
     if not POOL.exists() or not T.DEV_TITLES_FILE.exists():
         pytest.skip("pool data or committed dev titles not present")
-    arts = T.load_squad(POOL)
+    arts = squad_articles(POOL)
     committed = json.loads(T.DEV_TITLES_FILE.read_text())["dev_titles"]
     assert T.resolve_dev_titles(arts) == sorted(committed)
     assert T.split_titles(arts, n_dev=10, seed=13) == sorted(committed)
@@ -153,17 +155,4 @@ def test_squad_v2_metrics_threshold():
     assert round(m["best_exact"], 4) == round(200 / 3, 4) and m["best_exact_thresh"] == -3.0
     m = T.squad_v2_metrics(exs, preds, {"a": -3.0, "b": -2.0, "c": 4.0})
     assert m["best_exact"] == 100.0 and m["best_f1_NoAns_acc"] == 100.0 and m["best_f1_HasAns_f1"] == 100.0
-    assert T._f1("the Eiffel Tower", "Eiffel tower!") == 1.0
-
-
-def test_local_and_shared_metrics_agree():
-    pytest.importorskip("rag.evaluation")
-    exs = [{"id": str(k), "answers": [] if k % 3 == 0 else [(f"answer {k}", 0)], "impossible": k % 3 == 0}
-           for k in range(12)]
-    preds = {str(k): (f"answer {k}" if k % 2 else "wrong") for k in range(12)}
-    na = {str(k): float((k * 7) % 11) - 5.0 for k in range(12)}
-    a = T._squad_v2_metrics_local(exs, preds, na)
-    b = T.squad_v2_metrics(exs, preds, na)
-    for key in ("exact", "f1", "HasAns_f1", "NoAns_acc", "HasAns_f1_span", "best_exact", "best_f1",
-                "best_f1_thresh", "best_f1_NoAns_acc", "best_f1_HasAns_f1"):
-        assert a[key] == pytest.approx(b[key]), key
+    assert f1_score("the Eiffel Tower", "Eiffel tower!") == 1.0

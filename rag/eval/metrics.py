@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 Relevant = Set[str] | Mapping[str, float]
 

@@ -70,7 +70,7 @@ def prepared_corpus(tmp_path_factory, name: str) -> tuple[Path, Path]:
     first-run path of ``python app.py``); every caller gets a copy, which the Engine brings up to
     date incrementally (the folder moved: nothing is embedded again).
     """
-    from rag.webapp import Engine
+    from rag.web.engine import Engine
 
     template = tmp_path_factory.getbasetemp() / "corpus-template"
     if not (template / "index" / "CURRENT").exists():
@@ -89,7 +89,8 @@ def prepared_corpus(tmp_path_factory, name: str) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from rag.webapp import Engine, build_app, launch
+    from rag.web.app import build_app, launch
+    from rag.web.engine import Engine
 
     docs, index = prepared_corpus(tmp_path_factory, "app")
     # The page's behaviour, not a reader's accuracy, is under test here: pin the reader so the expected
@@ -226,7 +227,7 @@ def test_render_disagreement_side_by_side_with_marked_spans():
     """Rendering alone (no server): competing answers side by side, spans marked where they fall."""
     from rag.documents import parse_article
     from rag.schema import Answer, Passage
-    from rag.webapp import citation_lines, render_reply
+    from rag.web.render import citation_lines, render_reply
 
     def span(doc_id: str, words: str, score: float, tamper: str = ""):
         src = (ROOT / "seeds" / f"{doc_id}.txt").read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """Fit the fused reader's logistic weights, its calibration and its abstention threshold.
 
-    python -m rag.readers.fusion_training --squad ../shared/data/squad-pool.json.gz \
+    python -m rag.train.fusion --squad ../shared/data/squad-pool.json.gz \
         --gold evals/gold.jsonl --docs seeds --reader fused --out rag/models/fused_settings.json
 
 ``--reader fused`` fits the MPNet-based fused reader, ``--reader fast`` the MiniLM-based one
@@ -23,17 +23,20 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .feature_training import DEV_TITLES, load_squad, write_squad_docs
-from .fusion import FUSED_FEATURES
+from ..eval.datasets import load_squad, squad_subset, write_squad_docs
+from ..eval.metrics import f1_score, max_over_golds
+from ..readers.fusion import FUSED_FEATURES, FusedReader
+from .neural import DEV_TITLES_FILE
+from .tuning import command_line, fit_settings, gold_dev, write_settings
 
 
 def fused_rows(qa, questions: list[dict], *, k: int, label_f1: float = 0.6):
-    from ..evaluation import f1_score, max_over_golds
-
+    """Feature rows and labels for every neural candidate the fused reader sees for ``questions``."""
     reader = qa.answerer.reader
     X, y = [], []
     qs = [q["question"] for q in questions]
@@ -66,48 +69,34 @@ def main(argv: list[str] | None = None) -> int:
     import rag
 
     from ..embedding import Embedder
-    from .fusion import FusedReader
-    from .tuning import calibrate_on_dev, fit_weights
 
     t0 = time.time()
     rng = random.Random(a.seed)
-    data = load_squad(a.squad)
-    titles = sorted(json.loads(DEV_TITLES.read_text())["dev_titles"])
+    titles = sorted(json.loads(DEV_TITLES_FILE.read_text())["dev_titles"])
     emb = Embedder()
     with tempfile.TemporaryDirectory() as tmp:
-        questions = write_squad_docs(data, titles, Path(tmp) / "docs")
-        questions.sort(key=lambda q: q["id"])
+        chosen = squad_subset(load_squad(Path(a.squad)), titles)
+        write_squad_docs(chosen.paragraphs, Path(tmp) / "docs")
+        questions = sorted((asdict(it) for it in chosen.items), key=lambda q: q["id"])
         rng.shuffle(questions)
         questions = questions[: a.questions]
         rag.build_index(Path(tmp) / "docs", Path(tmp) / "index", embedder=emb)
         qa = rag.load(Path(tmp) / "index", embedder=emb, reader=a.reader)
-        Xs, ys = fused_rows(qa, questions, k=a.k)
-    gold = [json.loads(line) for line in open(a.gold, encoding="utf-8")]
-    dev = [g for g in gold if g["split"] == "dev"]
+        squad_rows = fused_rows(qa, questions, k=a.k)
+    dev = gold_dev(a.gold)
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
         qa = rag.load(tmp, embedder=emb, reader=a.reader)
-        Xg, yg = fused_rows(qa, dev, k=a.k)
-        weights = fit_weights(Xs, ys, Xg, yg, FUSED_FEATURES)
-        print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
-        qa = rag.load(tmp, embedder=emb, reader=FusedReader(qa.index, qa.embedder, weights=weights,
-                                                            neural=qa.answerer.reader.neural, name=a.reader))
-        calibrator, threshold, best = calibrate_on_dev(qa, dev)
-    settings = {
-        "reader": a.reader,
-        "weights": weights,
-        "calibration": calibrator.to_dict(),
-        "threshold": threshold,
-        "fitted_on": {"squad_dev_titles": titles, "squad_question_ids": sorted(q["id"] for q in questions),
-                      "gold": "dev split", "rows": int(len(ys) + len(yg)), "positives": int(ys.sum() + yg.sum()),
-                      "label": "token F1 >= 0.6"},
-        "dev_best_f1": best["best_f1"],
-        "command": "python -m rag.readers.fusion_training " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "seconds": round(time.time() - t0, 1),
-    }
-    Path(a.out).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {a.out}: threshold {threshold:.3f}, gold dev best F1 {best['best_f1']:.3f}", file=sys.stderr)
+
+        def load_with(weights):
+            return rag.load(tmp, embedder=emb, reader=FusedReader(qa.index, qa.embedder, weights=weights,
+                                                                  neural=qa.answerer.reader.neural, name=a.reader))
+
+        settings = fit_settings(
+            a.reader, FUSED_FEATURES, squad_rows, fused_rows(qa, dev, k=a.k), load_with, dev,
+            fitted_on={"squad_dev_titles": titles, "squad_question_ids": sorted(q["id"] for q in questions)},
+            command=command_line("rag.train.fusion", argv), t0=t0)
+    write_settings(a.out, settings)
     return 0
 
 

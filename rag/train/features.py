@@ -1,6 +1,6 @@
 """Fit the feature reader's logistic weights, its calibration and its abstention threshold.
 
-    python -m rag.readers.feature_training --squad ../shared/data/squad-pool.json.gz \
+    python -m rag.train.features --squad ../shared/data/squad-pool.json.gz \
         --gold evals/gold.jsonl --docs seeds --out rag/models/features_settings.json
 
 Training rows are the candidates the reader itself proposes, through the real pipeline (index,
@@ -15,49 +15,24 @@ answer scores are calibrated (Platt scaling) and the threshold is the SQuAD-2.0 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import random
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .features import FEATURES
-
-DEV_TITLES = Path(__file__).resolve().parents[1] / "models" / "reader" / "dev_titles.json"
-
-
-def load_squad(path: str) -> dict:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
-
-
-def write_squad_docs(data: dict, titles: list[str], folder: Path) -> list[dict]:
-    """Write each paragraph as ``<title>/<i>.txt`` and return its questions (with doc ids)."""
-    questions = []
-    for art in data["data"]:
-        if art["title"] not in titles:
-            continue
-        for i, para in enumerate(art["paragraphs"]):
-            doc_id = f"{art['title']}/{i:03d}"
-            path = folder / f"{doc_id}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"Paragraph {i} of {art['title'].replace('_', ' ')}\n{para['context']}\n", encoding="utf-8")
-            for qa in para["qas"]:
-                answers = [a["text"] for a in qa.get("answers", [])]
-                questions.append({"id": qa["id"], "question": qa["question"], "answers": answers,
-                                  "answerable": bool(answers) and not qa.get("is_impossible"), "doc_ids": [doc_id]})
-    return questions
+from ..eval.datasets import load_squad, read_squad_json, squad_subset, write_squad_docs
+from ..eval.metrics import f1_score, max_over_golds
+from ..readers.features import FEATURES, FeatureReader
+from .neural import DEV_TITLES_FILE
+from .tuning import command_line, fit_settings, gold_dev, write_settings
 
 
 def candidate_rows(qa, questions: list[dict], *, k: int, label_f1: float = 0.6):
     """Feature rows and labels for every candidate the reader proposes for ``questions``."""
-    from ..evaluation import f1_score, max_over_golds
-
     reader = qa.answerer.reader
     reader.top_n = 10_000
     X, y, groups = [], [], []
@@ -87,59 +62,47 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="rag/models/features_settings.json")
     a = ap.parse_args(argv)
 
+    import json
+
     import rag
 
     from ..embedding import Embedder
-    from .tuning import calibrate_on_dev, fit_weights
 
     t0 = time.time()
     rng = random.Random(a.seed)
-    data = load_squad(a.squad)
-    dev_titles = set(json.loads(DEV_TITLES.read_text())["dev_titles"]) if DEV_TITLES.is_file() else set()
+    data = read_squad_json(Path(a.squad))
+    squad = load_squad(Path(a.squad), data)
+    dev_titles = set(json.loads(DEV_TITLES_FILE.read_text())["dev_titles"]) if DEV_TITLES_FILE.is_file() else set()
     train_titles = sorted(art["title"] for art in data["data"] if art["title"] not in dev_titles)
     rng.shuffle(train_titles)
     titles = sorted(train_titles[: a.articles])
     emb = Embedder()
     with tempfile.TemporaryDirectory() as tmp:
         docs = Path(tmp) / "docs"
-        questions = write_squad_docs(data, titles, docs)
+        chosen = squad_subset(squad, titles)
+        write_squad_docs(chosen.paragraphs, docs)
+        questions = [asdict(it) for it in chosen.items]
         rng.shuffle(questions)
         questions = questions[: a.questions]
         print(f"SQuAD: {len(titles)} articles, {len(questions)} questions", file=sys.stderr)
         rag.build_index(docs, Path(tmp) / "index", embedder=emb)
         qa = rag.load(Path(tmp) / "index", embedder=emb, reader="features")
-        Xs, ys, _ = candidate_rows(qa, questions, k=a.k)
-    gold = [json.loads(line) for line in open(a.gold, encoding="utf-8")]
-    dev = [g for g in gold if g["split"] == "dev"]
+        squad_rows = candidate_rows(qa, questions, k=a.k)[:2]
+    dev = gold_dev(a.gold)
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
         qa = rag.load(tmp, embedder=emb, reader="features")
-        Xg, yg, _ = candidate_rows(qa, dev, k=a.k)
-        weights = fit_weights(Xs, ys, Xg, yg, FEATURES)
-        print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
-        qa = rag.load(tmp, embedder=emb, reader=FeatureReaderWith(qa, weights))
-        calibrator, threshold, best = calibrate_on_dev(qa, dev)
-    settings = {
-        "reader": "features",
-        "weights": weights,
-        "calibration": calibrator.to_dict(),
-        "threshold": threshold,
-        "fitted_on": {"squad_titles": titles, "squad_questions": len(questions), "gold": "dev split",
-                      "rows": int(len(ys) + len(yg)), "positives": int(ys.sum() + yg.sum()),
-                      "label": "token F1 >= 0.6"},
-        "dev_best_f1": best["best_f1"],
-        "command": "python -m rag.readers.feature_training " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "seconds": round(time.time() - t0, 1),
-    }
-    Path(a.out).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {a.out}: threshold {threshold:.3f}, dev best F1 {best['best_f1']:.3f}", file=sys.stderr)
+        settings = fit_settings(
+            "features", FEATURES, squad_rows, candidate_rows(qa, dev, k=a.k)[:2],
+            lambda weights: rag.load(tmp, embedder=emb, reader=feature_reader_with(qa, weights)), dev,
+            fitted_on={"squad_titles": titles, "squad_questions": len(questions)},
+            command=command_line("rag.train.features", argv), t0=t0)
+    write_settings(a.out, settings)
     return 0
 
 
-def FeatureReaderWith(qa, weights):
-    from .features import FeatureReader
-
+def feature_reader_with(qa, weights: dict[str, float]) -> FeatureReader:
+    """A feature reader over ``qa``'s index with these weights instead of the shipped ones."""
     return FeatureReader(qa.index, qa.embedder, weights=weights)
 
 

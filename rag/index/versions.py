@@ -40,14 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
-from .schema import Chunk, Document
+from ..errors import IndexCorruptError, rebuild_hint, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from ..schema import Chunk, Document
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
 CHUNKS = "chunks.jsonl"
 CHUNK_OFFSETS = "chunks.offsets.npy"
 DOCUMENTS = "documents.jsonl"
@@ -57,15 +56,10 @@ BM25_DIR = "bm25"
 ANALYSIS = "analysis.jsonl"
 SENTENCE_VECTORS = "sentence_vectors.npy"
 VERIFY_HASH_MAX_BYTES = 512 * 1024 * 1024  # sha256-check files up to this total size on load
-# FAISS files and BM25 folders at least this large are memory-mapped on load instead of copied
-# into RAM (the page cache holds them; several processes share one copy). Below it, reading is
-# as fast and the index is small anyway. benchmarks/README.md has the RSS figures.
-MMAP_MIN_BYTES = 64 * 1024 * 1024
+#: Bumped when what the index stores of each document's text changes: a live index built before
+#: (no stored sources) is rebuilt once by the next ``rag index``, even when no article changed.
+SOURCES_LAYOUT = 1
 CHUNK_CACHE_ROWS = 4096  # LRU cache of parsed chunk rows per open table
-
-
-def rebuild_hint(index_dir: str | os.PathLike, docs: str | None = None) -> str:
-    return f"rebuild it with `rag index {docs or 'DOCS'} --index {index_dir}`"
 
 
 def _sha256(path: Path) -> str:
@@ -406,68 +400,3 @@ def read_documents(version: Path) -> dict[str, Document]:
         d = Document.from_dict(r)
         docs[d.doc_id] = d
     return docs
-
-
-# --- vectors -------------------------------------------------------------------------------------
-
-def make_faiss_index(vectors: np.ndarray, spec: dict[str, Any]):
-    """A FAISS inner-product index of the kind ``spec`` names (``flat`` or ``hnsw``), filled."""
-    import faiss
-
-    d = vectors.shape[1]
-    kind = spec.get("type", "flat")
-    if kind == "flat":
-        index = faiss.IndexFlatIP(d)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, int(spec.get("M", 32)), faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = int(spec.get("efConstruction", 80))
-        index.hnsw.efSearch = int(spec.get("efSearch", 64))
-    else:
-        raise ValueError(f"unknown FAISS index type {kind!r}: use 'flat' or 'hnsw'")
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
-def write_faiss(index) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        import faiss
-
-        faiss.write_index(index, str(path))
-    return write
-
-
-def read_faiss(path: Path, spec: dict[str, Any], *, mmap: bool | None = None):
-    """Read a FAISS index; ``mmap`` (default: files of at least MMAP_MIN_BYTES) maps it read-only.
-
-    faiss's plain IO_FLAG_MMAP only maps IVF inverted lists: flat and HNSW indexes were still
-    copied into RAM. IO_FLAG_MMAP_IFC (faiss >= 1.10) maps the vectors of IndexFlat* *and* of
-    the flat storage inside IndexHNSWFlat, zero-copy (measured: +0 MB anonymous RSS after
-    loading, the vectors stay in the page cache). The HNSW graph itself is small next to the
-    vectors (M*2 ints per vector vs 384 floats).
-    """
-    import faiss
-
-    if mmap is None:
-        mmap = path.stat().st_size >= MMAP_MIN_BYTES
-    try:
-        flag = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
-        flags = flag | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        index = faiss.read_index(str(path), flags)
-    except RuntimeError as e:
-        raise IndexCorruptError(f"{path} could not be read by FAISS ({str(e).splitlines()[0][:120]}): "
-                                f"{rebuild_hint(path.parent.parent)}") from None
-    if spec.get("type") == "hnsw" and "efSearch" in spec:
-        index.hnsw.efSearch = int(spec["efSearch"])
-    return index
-
-
-def vectors_of(index, rows: list[int]) -> np.ndarray:
-    """Stored vectors for the given rows (to reuse them when a document has not changed)."""
-    if not rows:
-        return np.zeros((0, index.d), dtype=np.float32)
-    keys = np.asarray(rows, dtype=np.int64)
-    try:
-        return np.ascontiguousarray(index.reconstruct_batch(keys), dtype=np.float32)
-    except (AttributeError, RuntimeError):
-        return np.vstack([index.reconstruct(int(r)) for r in rows]).astype(np.float32)

@@ -1,10 +1,34 @@
-"""Shared steps of fitting a reader: logistic weights, Platt calibration, the abstention threshold."""
+"""Shared steps of fitting a reader: logistic weights, Platt calibration, the abstention threshold,
+and the settings file they end in (``rag/models/<reader>_settings.json``).
+
+    python -m rag.train.tuning mpnet --out rag/models/mpnet_settings.json
+"""
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from ..eval.metrics import best_thresholds, f1_score, max_over_golds
+from ..readers.settings import Calibrator, load_reader_settings
+
+LABEL = "token F1 >= 0.6"
+
+
+def command_line(module: str, argv: Sequence[str] | None) -> str:
+    """How a settings file was made, as its ``command`` entry records it."""
+    return f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def gold_dev(path: str | Path) -> list[dict[str, Any]]:
+    """The gold set's dev split (never the test split), as plain dicts."""
+    gold = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    return [g for g in gold if g["split"] == "dev"]
 
 
 def fit_weights(X_squad: np.ndarray, y_squad: np.ndarray, X_gold: np.ndarray, y_gold: np.ndarray,
@@ -29,12 +53,9 @@ def fit_weights(X_squad: np.ndarray, y_squad: np.ndarray, X_gold: np.ndarray, y_
 def calibrate_on_dev(qa, dev: list[dict]):
     """Platt-scale the answer score on the gold dev split, then pick the best-F1 threshold.
 
-    Returns ``(calibrator, threshold, best)`` where ``best`` is ``evaluation.best_thresholds``.
+    Returns ``(calibrator, threshold, best)`` where ``best`` is ``eval.metrics.best_thresholds``.
     """
     from sklearn.linear_model import LogisticRegression
-
-    from .settings import Calibrator
-    from ..evaluation import best_thresholds, f1_score, max_over_golds
 
     # Fit on the reader's raw score: ``qa`` was loaded with the calibration in the settings file
     # (the previous fit's), and the new calibrator replaces it, it does not stack on it.
@@ -53,20 +74,46 @@ def calibrate_on_dev(qa, dev: list[dict]):
     return calibrator, float(min(best["best_f1_thresh"], 0.95)), best
 
 
+def fit_settings(reader: str, names: Sequence[str], squad_rows: tuple[np.ndarray, np.ndarray],
+                 gold_rows: tuple[np.ndarray, np.ndarray], load_with: Callable[[dict[str, float]], Any],
+                 dev: list[dict], *, fitted_on: dict[str, Any], command: str, t0: float) -> dict[str, Any]:
+    """Fit the weights on the candidate rows, calibrate the reader they make on the gold dev split,
+    and return its settings (weights, calibration, threshold, provenance).
+
+    ``load_with(weights)`` returns a ``QA`` whose reader uses ``weights``.
+    """
+    (Xs, ys), (Xg, yg) = squad_rows, gold_rows
+    weights = fit_weights(Xs, ys, Xg, yg, names)
+    print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
+    calibrator, threshold, best = calibrate_on_dev(load_with(weights), dev)
+    return {"reader": reader, "weights": weights, "calibration": calibrator.to_dict(), "threshold": threshold,
+            "fitted_on": {**fitted_on, "gold": "dev split", "rows": int(len(ys) + len(yg)),
+                          "positives": int(ys.sum() + yg.sum()), "label": LABEL},
+            "dev_best_f1": best["best_f1"], "command": command, "date": time.strftime("%Y-%m-%d"),
+            "seconds": round(time.time() - t0, 1)}
+
+
+def write_settings(path: str | Path, settings: dict[str, Any]) -> None:
+    """Write a reader's settings file (whole, then renamed into place) and say what it holds."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    print(f"wrote {path}: threshold {settings['threshold']:.3f}, gold dev best F1 {settings['dev_best_f1']:.3f}",
+          file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Calibrate a reader's score and choose its abstention threshold on the gold dev split.
 
-        python -m rag.readers.tuning mpnet --out rag/models/mpnet_settings.json
+        python -m rag.train.tuning mpnet --out rag/models/mpnet_settings.json
 
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
     and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
     """
     import argparse
-    import json
     import tempfile
-    import time
-    from pathlib import Path
 
     ap = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("reader", help="reader name (e.g. neural) or a QA model folder")
@@ -81,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..embedding import Embedder
 
     t0 = time.time()
-    gold = [json.loads(line) for line in open(a.gold, encoding="utf-8")]
-    dev = [g for g in gold if g["split"] == "dev"]
+    dev = gold_dev(a.gold)
     emb = Embedder()
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
@@ -90,17 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         qa = rag.load(tmp, embedder=emb, reader=a.reader, **kwargs)
         calibrator, threshold, best = calibrate_on_dev(qa, dev)
     name = qa.answerer.reader.name
-    command = "python -m rag.readers.tuning " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("rag.train.tuning", argv)
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
     # calibration and the threshold are replaced.
-    from .settings import load_reader_settings
-
     settings = dict(load_reader_settings(name)) or {"reader": name, "command": command}
     settings.update({"calibration": calibrator.to_dict(), "threshold": threshold, "dev_best_f1": best["best_f1"],
                      "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
                                        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
-    Path(a.out).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {a.out}: threshold {threshold:.3f}, gold dev best F1 {best['best_f1']:.3f}", file=sys.stderr)
+    write_settings(a.out, settings)
     return 0
 
 

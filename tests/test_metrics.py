@@ -1,4 +1,4 @@
-"""Hand-checked values for rag.evaluation; each expected number is worked out in a comment."""
+"""Hand-checked values for rag.eval.metrics; each expected number is worked out in a comment."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rag.errors import InputError
-from rag.evaluation import (
+from rag.eval.metrics import (
     abstention_scores,
     best_threshold,
     best_thresholds,
@@ -384,7 +384,7 @@ def test_calibration_edge_cases():
 # ---------------------------------------------------------------- module hygiene
 
 def test_module_imports_nothing_heavy():
-    code = ("import sys, rag.evaluation; "
+    code = ("import sys, rag.eval.metrics; "
             "heavy = {'torch', 'sentence_transformers', 'faiss', 'matplotlib', 'transformers'}; "
             "print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,6 +1,6 @@
 """One run, one table: the readers side by side on every data set we measure answers on.
 
-    python -m rag.reader_table --squad ../shared/data/squad-pool.json.gz \
+    python -m rag.eval.reader_table --squad ../shared/data/squad-pool.json.gz \
         --new-wiki ../shared/data/squadshifts-new-wiki.json.gz --out evals/reader_table
 
 Rows (each measured in this one run, on this machine):
@@ -32,8 +32,8 @@ GOLD_READERS = ("features", "minilm", "fast", "mpnet", "fused")
 
 def neural_rows(data: str, *, titles: list[str] | None, sample: int | None, progress: bool,
                 mpnet_precisions: tuple[str, ...] = ("fp32", "int8")) -> list[dict[str, Any]]:
-    from .readers import registry
-    from .training import evaluate_model
+    from ..readers import registry
+    from ..train.neural import evaluate_model
 
     rows = []
     runs = [("minilm", "minilm", False)] + [(f"mpnet {p}", "mpnet", p == "int8") for p in mpnet_precisions]
@@ -51,7 +51,7 @@ def neural_rows(data: str, *, titles: list[str] | None, sample: int | None, prog
 
 def gold_rows(gold: Path, docs: Path, out: Path, split: str, readers: tuple[str, ...], progress: bool
               ) -> list[dict[str, Any]]:
-    from .eval_runner import run_gold_eval
+    from .runner import run_gold_eval
 
     rep = run_gold_eval(gold, out / "index", docs, out / f"gold-{split}", split=split, modes=("hybrid",),
                         readers=readers, progress=progress)
@@ -131,24 +131,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
 
-    from .training import resolve_dev_titles, load_squad
+    from ..train.neural import resolve_dev_titles
+    from .datasets import squad_articles
 
     t0 = time.time()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "command": "python -m rag.reader_table " +
+    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "command": "python -m rag.eval.reader_table " +
                            " ".join(argv if argv is not None else sys.argv[1:]),
                            "machine": f"{platform.processor() or platform.machine()}, "
                                       f"{__import__('os').cpu_count()} cores"}
     try:
-        from .readers.neural import cpu_has_native_bf16
+        from ..readers.neural import cpu_has_native_bf16
 
         res["machine"] += ", native bf16" if cpu_has_native_bf16() else ", no native bf16"
     except Exception:  # pragma: no cover
         pass
     precisions = tuple(p for p in a.mpnet_precisions.split(",") if p)
     if a.squad:
-        titles = resolve_dev_titles(load_squad(a.squad))
+        titles = resolve_dev_titles(squad_articles(a.squad))
         res["squad_dev"] = neural_rows(a.squad, titles=titles, sample=a.dev_sample, progress=not a.quiet,
                                        mpnet_precisions=precisions)
     if a.new_wiki:

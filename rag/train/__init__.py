@@ -1,0 +1,6 @@
+"""Training the readers (never imported when answering).
+
+``neural``: fine-tune an extractive-QA transformer (the ``rag train-reader`` command);
+``features`` and ``fusion``: fit the feature and fused readers' weights; ``tuning``: calibration,
+the abstention threshold and the settings file every fit ends in.
+"""

@@ -1,0 +1,1 @@
+"""The chat page: ``engine`` (the index behind it, no UI), ``render`` (its HTML), ``app`` (Gradio)."""
