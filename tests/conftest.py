@@ -105,3 +105,22 @@ def tiny_qa_model(tmp_path_factory) -> Path:
 def sources() -> dict[str, str]:
     return {p.relative_to(SEEDS).with_suffix("").as_posix(): p.read_text(encoding="utf-8")
             for p in SEEDS.rglob("*.txt")}
+
+
+def kill_build_when_ready(script_text: str, tmp_path: Path, stage: str, docs: Path, index: Path,
+                          timeout: float = 60) -> None:
+    """Run a build script (it prints READY at the point ``stage`` names), SIGKILL it there, reap it."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "kill.py"
+    script.write_text(script_text.format(tests=str(ROOT / "tests")))
+    proc = subprocess.Popen([sys.executable, str(script), stage, str(docs), str(index)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=timeout)
+        proc.stdout.close()

@@ -7,7 +7,6 @@ import ast
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from rag.index import versions
 from rag.documents import DEFAULT_MAX_FILE_BYTES, load_documents
 from rag.index import open_index
 from rag.pipeline import MAX_QUESTION_CHARS, validate_question
-from conftest import FakeEmbedder, ROOT, SEEDS, sources
+from conftest import FakeEmbedder, ROOT, SEEDS, kill_build_when_ready, sources
 
 GOOD = "A good title line here\nA body sentence about radars and ships.\n"
 
@@ -204,16 +203,7 @@ def test_build_killed_during_analysis_or_cleanup(stage, seeds_copy, tmp_path, fa
     before = ([c.to_dict() for c in old.chunks], old.analysis_rows(), old.version.name)
     changed = seeds_copy / "000_58e3d6b70d3dc322.txt"
     changed.write_text("Changed headline for the kill test\nA new body about frigates.\n", encoding="utf-8")
-    script = tmp_path / "kill.py"
-    script.write_text(_KILL.format(tests=str(ROOT / "tests")))
-    proc = subprocess.Popen([sys.executable, str(script), stage, str(seeds_copy), str(idx)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout.readline().strip() == "READY"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
-        proc.stdout.close()
+    kill_build_when_ready(_KILL, tmp_path, stage, seeds_copy, idx)
     now = open_index(idx)
     if stage == "analysis":  # before the swap: the old version, whole
         assert ([c.to_dict() for c in now.chunks], now.analysis_rows(), now.version.name) == before

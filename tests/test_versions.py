@@ -1,7 +1,4 @@
 import json
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -9,7 +6,7 @@ import rag
 from rag.index import versions
 from rag.stores import faiss_store
 from rag.index import open_index
-from conftest import FakeEmbedder, ROOT, SEEDS
+from conftest import FakeEmbedder, SEEDS, kill_build_when_ready
 
 
 def test_round_trip_and_incremental(seeds_copy, tmp_path, fake_embedder):
@@ -122,15 +119,7 @@ def test_killed_build_leaves_old_index_loadable(stage, seeds_copy, tmp_path, fak
     before = [c.to_dict() for c in open_index(idx).chunks]
     (seeds_copy / "000_58e3d6b70d3dc322.txt").write_text("Changed headline for the test\nNew body.\n",
                                                          encoding="utf-8")
-    script = tmp_path / "kill.py"
-    script.write_text(_KILL_SCRIPT.format(tests=str(ROOT / "tests")))
-    proc = subprocess.Popen([sys.executable, str(script), stage, str(seeds_copy), str(idx)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout.readline().strip() == "READY"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    kill_build_when_ready(_KILL_SCRIPT, tmp_path, stage, seeds_copy, idx)
     loaded = open_index(idx)
     assert [c.to_dict() for c in loaded.chunks] == before
     assert rag.load(idx, embedder=fake_embedder).retrieve("Shugayev", k=1, mode="bm25")[0].doc_id.startswith("001")
