@@ -224,12 +224,11 @@ def squad_v2_metrics(examples: Sequence[dict[str, Any]], span_preds: dict[str, s
 
 def _span_preds_scores(examples, span_preds):
     """HasAns EM/F1 of the best non-null spans (for data without unanswerable questions)."""
-    em_fn, f1_fn = ev.exact_match, ev.f1_score
     em = f1 = 0.0
     for ex in examples:
         golds = [t for t, _ in ex["answers"]]
-        em += max(float(em_fn(span_preds[ex["id"]], g)) for g in golds)
-        f1 += max(float(f1_fn(span_preds[ex["id"]], g)) for g in golds)
+        em += max(float(ev.exact_match(span_preds[ex["id"]], g)) for g in golds)
+        f1 += max(float(ev.f1_score(span_preds[ex["id"]], g)) for g in golds)
     n = max(len(examples), 1)
     return {"HasAns_exact": 100.0 * em / n, "HasAns_f1": 100.0 * f1 / n, "total": len(examples)}
 

@@ -9,11 +9,13 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..eval.datasets import load_gold
 from ..eval.metrics import best_thresholds, f1_score, max_over_golds
 from ..readers.settings import Calibrator, load_reader_settings
 
@@ -26,9 +28,9 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
 
 
 def gold_dev(path: str | Path) -> list[dict[str, Any]]:
-    """The gold set's dev split (never the test split), as plain dicts."""
-    gold = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
-    return [g for g in gold if g["split"] == "dev"]
+    """The gold set's dev split (never the test split), read by ``eval.datasets.load_gold`` (bad
+    lines are refused with their line number), as plain dicts."""
+    return [asdict(it) for it in load_gold(Path(path), "dev")]
 
 
 def fit_weights(X_squad: np.ndarray, y_squad: np.ndarray, X_gold: np.ndarray, y_gold: np.ndarray,
