@@ -176,6 +176,30 @@ def test_calibration_is_fitted_on_the_raw_score(seed_index, embedder):
     assert qa.ask_many([q], threshold=0.0)[0].score == pytest.approx(cal_b(raw.score))
 
 
+def test_threshold_with_a_noans_floor_abstains_on_dev(seed_index, embedder):
+    """With ``min_noans`` the chosen threshold, applied by the answerer as shipped, abstains on at
+    least that share of dev's unanswerable questions, and its recorded dev figures are what a
+    rerun at that threshold gives."""
+    from rag.eval.metrics import squad_v2_scores
+    from rag.train.tuning import calibrate_on_dev, threshold_fields
+
+    gold = [json.loads(line) for line in open(SEEDS.parent / "evals" / "gold.jsonl", encoding="utf-8")]
+    dev = [g for g in gold if g["split"] == "dev"]
+    qa = rag.load(seed_index, embedder=embedder, reader="features")
+    cal, th, best = calibrate_on_dev(qa, dev, min_noans=0.9)
+    fields = threshold_fields(best)
+    assert fields["threshold_rule"] == "best dev F1 with dev NoAns >= 0.9"
+    assert fields["dev_noans_at_threshold"] >= 0.9
+    assert fields["dev_f1_at_threshold"] <= fields["dev_best_f1"] + 1e-9
+    qa.answerer.calibrator = cal
+    answers = qa.ask_many([g["question"] for g in dev], threshold=th)
+    unanswerable = [a for a, g in zip(answers, dev) if not g["answerable"]]
+    assert sum(a.text is None for a in unanswerable) / len(unanswerable) >= 0.9
+    got = squad_v2_scores({g["id"]: a.text for a, g in zip(answers, dev)},
+                          {g["id"]: g["answers"] if g["answerable"] else [] for g in dev})
+    assert got["f1"] == pytest.approx(fields["dev_f1_at_threshold"], abs=1e-9)
+
+
 def test_unknown_names_by_hand():
     from rag.answer import unknown_names
 

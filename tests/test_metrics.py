@@ -9,6 +9,7 @@ import pytest
 
 from rag.errors import InputError
 from rag.eval.metrics import (
+    best_threshold_with_noans,
     abstention_scores,
     best_threshold,
     best_thresholds,
@@ -201,6 +202,43 @@ def test_best_threshold_bad_input():
         best_threshold(SWEEP_PREDS, SWEEP_SCORES, SWEEP_GOLDS, "recall")
     with pytest.raises(InputError):
         best_threshold(SWEEP_PREDS, {"a": 0.9}, SWEEP_GOLDS)
+
+
+NOANS_GOLDS = {"q1": ["alpha"], "q2": [], "q3": ["beta"], "q4": ["gamma"], "q5": [], "q6": []}
+NOANS_PREDS = {"q1": "alpha", "q2": "xray", "q3": "beta", "q4": "gamma", "q5": "yankee", "q6": "zulu"}
+NOANS_SCORES = {"q1": 0.9, "q2": 0.8, "q3": 0.7, "q4": 0.6, "q5": 0.5, "q6": 0.1}
+
+
+def test_best_threshold_with_noans_by_hand():
+    # By threshold: 0.1 -> 3/6 (all answered); 0.5 -> 4/6; 0.6 -> 5/6, NoAns 2/3 (the plain best);
+    # 0.7 -> 4/6; 0.8 -> 3/6; 0.9 -> 4/6, NoAns 1 (q2 abstained too); inf -> 3/6.
+    assert best_threshold(NOANS_PREDS, NOANS_SCORES, NOANS_GOLDS) == (approx(5 / 6), 0.6)
+    plain = best_threshold_with_noans(NOANS_PREDS, NOANS_SCORES, NOANS_GOLDS, 0.0)
+    assert (plain["thresh"], plain["f1"], plain["no_ans_acc"]) == (0.6, approx(5 / 6), approx(2 / 3))
+    floor = best_threshold_with_noans(NOANS_PREDS, NOANS_SCORES, NOANS_GOLDS, 0.85)
+    assert floor == {"f1": approx(4 / 6), "thresh": 0.9, "no_ans_acc": 1.0, "has_ans_f1": approx(1 / 3),
+                     "coverage": approx(1 / 6)}
+    # a floor met by the plain best changes nothing
+    assert best_threshold_with_noans(NOANS_PREDS, NOANS_SCORES, NOANS_GOLDS, 0.6)["thresh"] == 0.6
+
+
+def test_best_threshold_with_noans_agrees_with_the_sweep_at_zero():
+    # ties in F1 go to the higher threshold, as in the official sweep (SWEEP_*: 0.9 and 0.6 differ)
+    value, thresh = best_threshold(SWEEP_PREDS, SWEEP_SCORES, SWEEP_GOLDS)
+    got = best_threshold_with_noans(SWEEP_PREDS, SWEEP_SCORES, SWEEP_GOLDS, 0.0)
+    assert (got["f1"], got["thresh"]) == (approx(value), thresh)
+    tie = best_threshold_with_noans({"a": "alpha", "b": "xray", "c": "gamma"}, {"a": 0.9, "b": 0.5, "c": 0.4},
+                                    {"a": ["alpha"], "b": [], "c": ["gamma"]}, 0.0)
+    assert tie["thresh"] == 0.9  # 0.9 -> 2/3 and 0.4 -> 2/3: the higher one
+
+
+def test_best_threshold_with_noans_edges():
+    # only answerable questions: no floor to meet
+    assert best_threshold_with_noans({"a": "alpha"}, {"a": 0.3}, {"a": ["alpha"]}, 0.99)["thresh"] == 0.3
+    # a floor of 1 that only abstaining on everything meets
+    assert best_threshold_with_noans({"q": "xray"}, {"q": 0.5}, {"q": []}, 1.0)["thresh"] == math.inf
+    with pytest.raises(InputError, match="min_noans"):
+        best_threshold_with_noans(NOANS_PREDS, NOANS_SCORES, NOANS_GOLDS, 85)
 
 
 def test_threshold_curve_by_hand():

@@ -229,6 +229,34 @@ def best_thresholds(preds: Mapping[str, str | None], scores: Mapping[str, float]
             "best_f1": best_f1, "best_f1_thresh": f1_thresh}
 
 
+def best_threshold_with_noans(preds: Mapping[str, str | None], scores: Mapping[str, float],
+                              golds: Mapping[str, Sequence[str]], min_noans: float) -> dict[str, float]:
+    """The best-F1 threshold among those that abstain on at least ``min_noans`` of the unanswerable
+    questions: the SQuAD best-threshold sweep with an abstention floor.
+
+    Candidates are every distinct score and ``math.inf`` (abstain on everything, which always
+    meets the floor). Among the thresholds whose NoAns accuracy (the fraction of unanswerable
+    questions given no answer) is ``>= min_noans``, the one with the highest overall F1 wins;
+    ties go to the highest threshold, as in ``best_threshold`` (so ``min_noans=0`` gives its
+    answer: the official sweep keeps the first strict improvement from the top). Returns ``{"f1", "thresh", "no_ans_acc",
+    "has_ans_f1", "coverage"}`` (fractions in 0..1). With no unanswerable question in ``golds``
+    every threshold meets the floor, and this is ``best_threshold``'s answer.
+    """
+    if not 0.0 <= min_noans <= 1.0:
+        raise InputError(f"min_noans must be a fraction in 0..1, got {min_noans!r}")
+    _check_scores(scores, golds)
+    candidates = sorted({float(scores[q]) for q in golds}) + [math.inf]
+    any_no_ans = any(not _has_answer(golds[q]) for q in golds)
+    best = None
+    for row in threshold_curve(preds, scores, golds, candidates):
+        if any_no_ans and row["no_ans_acc"] < min_noans - 1e-12:
+            continue
+        if best is None or row["f1"] >= best["f1"] - 1e-12:
+            best = row
+    return {"f1": best["f1"], "thresh": best["threshold"], "no_ans_acc": best["no_ans_acc"],
+            "has_ans_f1": best["has_ans_f1"], "coverage": best["coverage"]}
+
+
 def threshold_curve(preds: Mapping[str, str | None], scores: Mapping[str, float],
                     golds: Mapping[str, Sequence[str]],
                     thresholds: Iterable[float]) -> list[dict[str, float]]:

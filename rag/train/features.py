@@ -28,7 +28,7 @@ from ..eval.datasets import load_squad, read_squad_json, squad_subset, write_squ
 from ..eval.metrics import f1_score, max_over_golds
 from ..readers.features import FEATURES, FeatureReader
 from .neural import DEV_TITLES_FILE
-from .tuning import command_line, fit_settings, gold_dev, write_settings
+from .tuning import add_min_noans_option, command_line, fit_settings, gold_dev, write_settings
 
 
 def candidate_rows(qa, questions: list[dict], *, k: int, label_f1: float = 0.6):
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--out", default="rag/models/features_settings.json")
+    add_min_noans_option(ap)
     a = ap.parse_args(argv)
 
     import json
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             "features", FEATURES, squad_rows, candidate_rows(qa, dev, k=a.k)[:2],
             lambda weights: rag.load(tmp, embedder=emb, reader=feature_reader_with(qa, weights)), dev,
             fitted_on={"squad_titles": titles, "squad_questions": len(questions)},
-            command=command_line("rag.train.features", argv), t0=t0)
+            min_noans=a.min_noans, command=command_line("rag.train.features", argv), t0=t0)
     write_settings(a.out, settings)
     return 0
 

@@ -32,7 +32,7 @@ from ..eval.datasets import load_squad, squad_subset, write_squad_docs
 from ..eval.metrics import f1_score, max_over_golds
 from ..readers.fusion import FUSED_FEATURES, FusedReader
 from .neural import DEV_TITLES_FILE
-from .tuning import command_line, fit_settings, gold_dev, write_settings
+from .tuning import add_min_noans_option, command_line, fit_settings, gold_dev, write_settings
 
 
 def fused_rows(qa, questions: list[dict], *, k: int, label_f1: float = 0.6):
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reader", choices=("fused", "fast"), default="fused",
                     help="which fused reader: fused (MPNet spans) or fast (MiniLM spans)")
     ap.add_argument("--out", default=None, help="default: rag/models/<reader>_settings.json")
+    add_min_noans_option(ap)
     a = ap.parse_args(argv)
     a.out = a.out or f"rag/models/{a.reader}_settings.json"
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = fit_settings(
             a.reader, FUSED_FEATURES, squad_rows, fused_rows(qa, dev, k=a.k), load_with, dev,
             fitted_on={"squad_dev_titles": titles, "squad_question_ids": sorted(q["id"] for q in questions)},
-            command=command_line("rag.train.fusion", argv), t0=t0)
+            min_noans=a.min_noans, command=command_line("rag.train.fusion", argv), t0=t0)
     write_settings(a.out, settings)
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..eval.datasets import load_gold
-from ..eval.metrics import best_thresholds, f1_score, max_over_golds
+from ..eval.metrics import best_threshold_with_noans, best_thresholds, f1_score, max_over_golds
 from ..readers.settings import Calibrator, load_reader_settings
 
 LABEL = "token F1 >= 0.6"
@@ -52,10 +52,14 @@ def fit_weights(X_squad: np.ndarray, y_squad: np.ndarray, X_gold: np.ndarray, y_
     return weights
 
 
-def calibrate_on_dev(qa, dev: list[dict]):
-    """Platt-scale the answer score on the gold dev split, then pick the best-F1 threshold.
+def calibrate_on_dev(qa, dev: list[dict], min_noans: float | None = None):
+    """Platt-scale the answer score on the gold dev split, then pick the abstention threshold:
+    the best-F1 one, or with ``min_noans`` the best-F1 one among those that abstain on at least
+    that fraction of dev's unanswerable questions (``eval.metrics.best_threshold_with_noans``).
 
-    Returns ``(calibrator, threshold, best)`` where ``best`` is ``eval.metrics.best_thresholds``.
+    Returns ``(calibrator, threshold, best)`` where ``best`` is ``eval.metrics.best_thresholds``
+    plus ``threshold_rule`` and, with ``min_noans``, ``constrained`` (the chosen threshold's
+    F1, NoAns accuracy, HasAns F1 and coverage on dev).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -73,12 +77,22 @@ def calibrate_on_dev(qa, dev: list[dict]):
     preds = {g["id"]: x.text for g, x in zip(dev, answers)}
     golds = {g["id"]: g["answers"] if g["answerable"] else [] for g in dev}
     best = best_thresholds(preds, scores, golds)
-    return calibrator, float(min(best["best_f1_thresh"], 0.95)), best
+    if min_noans is None:
+        best["threshold_rule"] = "best dev F1"
+        return calibrator, float(min(best["best_f1_thresh"], 0.95)), best
+    constrained = best_threshold_with_noans(preds, scores, golds, min_noans)
+    best["threshold_rule"] = f"best dev F1 with dev NoAns >= {min_noans:g}"
+    best["constrained"] = constrained
+    print(f"threshold {constrained['thresh']:.3f}: dev F1 {constrained['f1']:.3f}, NoAns "
+          f"{constrained['no_ans_acc']:.3f} (unconstrained best F1 {best['best_f1']:.3f} at "
+          f"{best['best_f1_thresh']:.3f})", file=sys.stderr)
+    return calibrator, float(min(constrained["thresh"], 0.95)), best
 
 
 def fit_settings(reader: str, names: Sequence[str], squad_rows: tuple[np.ndarray, np.ndarray],
                  gold_rows: tuple[np.ndarray, np.ndarray], load_with: Callable[[dict[str, float]], Any],
-                 dev: list[dict], *, fitted_on: dict[str, Any], command: str, t0: float) -> dict[str, Any]:
+                 dev: list[dict], *, fitted_on: dict[str, Any], command: str, t0: float,
+                 min_noans: float | None = None) -> dict[str, Any]:
     """Fit the weights on the candidate rows, calibrate the reader they make on the gold dev split,
     and return its settings (weights, calibration, threshold, provenance).
 
@@ -87,12 +101,29 @@ def fit_settings(reader: str, names: Sequence[str], squad_rows: tuple[np.ndarray
     (Xs, ys), (Xg, yg) = squad_rows, gold_rows
     weights = fit_weights(Xs, ys, Xg, yg, names)
     print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
-    calibrator, threshold, best = calibrate_on_dev(load_with(weights), dev)
+    calibrator, threshold, best = calibrate_on_dev(load_with(weights), dev, min_noans)
     return {"reader": reader, "weights": weights, "calibration": calibrator.to_dict(), "threshold": threshold,
             "fitted_on": {**fitted_on, "gold": "dev split", "rows": int(len(ys) + len(yg)),
                           "positives": int(ys.sum() + yg.sum()), "label": LABEL},
-            "dev_best_f1": best["best_f1"], "command": command, "date": time.strftime("%Y-%m-%d"),
+            **threshold_fields(best), "command": command, "date": time.strftime("%Y-%m-%d"),
             "seconds": round(time.time() - t0, 1)}
+
+
+def threshold_fields(best: dict[str, Any]) -> dict[str, Any]:
+    """What a settings file records about its threshold: the rule, dev's best F1 and, for a
+    constrained threshold, dev's F1 and NoAns accuracy at it."""
+    out = {"threshold_rule": best["threshold_rule"], "dev_best_f1": best["best_f1"]}
+    if "constrained" in best:
+        c = best["constrained"]
+        out.update({"dev_f1_at_threshold": c["f1"], "dev_noans_at_threshold": c["no_ans_acc"]})
+    return out
+
+
+def add_min_noans_option(ap) -> None:
+    """The ``--min-noans`` option shared by the fitting commands."""
+    ap.add_argument("--min-noans", type=float, default=None, metavar="FRACTION",
+                    help="choose the best-F1 threshold among those that abstain on at least this fraction "
+                         "of the gold dev split's unanswerable questions (default: plain best F1)")
 
 
 def write_settings(path: str | Path, settings: dict[str, Any]) -> None:
@@ -123,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", default="seeds")
     ap.add_argument("--k", type=int, default=None, help="passages read per question (default: the library's)")
     ap.add_argument("--out", required=True)
+    add_min_noans_option(ap)
     a = ap.parse_args(argv)
 
     import rag
@@ -136,13 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         rag.build_index(a.docs, tmp, embedder=emb)
         kwargs = {"k": a.k} if a.k else {}
         qa = rag.load(tmp, embedder=emb, reader=a.reader, **kwargs)
-        calibrator, threshold, best = calibrate_on_dev(qa, dev)
+        calibrator, threshold, best = calibrate_on_dev(qa, dev, a.min_noans)
     name = qa.answerer.reader.name
     command = command_line("rag.train.tuning", argv)
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
     # calibration and the threshold are replaced.
     settings = dict(load_reader_settings(name)) or {"reader": name, "command": command}
-    settings.update({"calibration": calibrator.to_dict(), "threshold": threshold, "dev_best_f1": best["best_f1"],
+    for stale in ("dev_f1_at_threshold", "dev_noans_at_threshold"):
+        settings.pop(stale, None)
+    settings.update({"calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
                      "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
                                        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
     write_settings(a.out, settings)
