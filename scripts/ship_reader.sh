@@ -5,14 +5,19 @@
 # 1. copies the fp16 adapter into rag/models/reader_mpnet/;
 # 2. fp32 against int8 on INT8_SAMPLE (default 400) SQuAD dev questions (gold paragraph): int8 is
 #    kept for CPUs without native bf16 (inference.json) when it loses at most 0.005 F1;
-# 3. calibrates the mpnet reader and picks its threshold on the gold dev split;
-# 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split).
+# 3. calibrates the mpnet reader and picks its threshold on the gold dev split: the best dev F1
+#    among thresholds that abstain on at least MIN_NOANS (default 0.85) of dev's unanswerable
+#    questions (MIN_NOANS= for the plain best-F1 threshold);
+# 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split),
+#    its threshold chosen by the same rule.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: bash scripts/ship_reader.sh RUN_DIR [INT8_SAMPLE]}
 SAMPLE=${2:-400}
 PY=.venv/bin/python
 POOL=${POOL:-../shared/data/squad-pool.json.gz}
+MIN_NOANS=${MIN_NOANS-0.85}
+FLOOR=(); [ -n "$MIN_NOANS" ] && FLOOR=(--min-noans "$MIN_NOANS")
 DST=rag/models/reader_mpnet
 [ -f "$RUN/export/adapter.safetensors" ] || { echo "no exported adapter in $RUN/export: train with --export $RUN/export" >&2; exit 1; }
 mkdir -p "$DST"
@@ -38,8 +43,8 @@ out = {"cpu_precision": choice, "rule": "int8 where it loses at most 0.005 F1 on
 print(json.dumps(out, indent=1))
 PY
 echo "== calibration and threshold of mpnet (gold dev)" >&2
-$PY -m rag.train.tuning mpnet --out rag/models/mpnet_settings.json
+$PY -m rag.train.tuning mpnet "${FLOOR[@]}" --out rag/models/mpnet_settings.json
 echo "== the fused reader refit on MPNet's spans" >&2
-$PY -m rag.train.fusion --squad "$POOL" --questions "${FUSED_QUESTIONS:-150}" --reader fused \
+$PY -m rag.train.fusion --squad "$POOL" --questions "${FUSED_QUESTIONS:-150}" --reader fused "${FLOOR[@]}" \
     --out rag/models/fused_settings.json
 echo "shipped: $DST (see its MODEL_CARD.md); next: python -m rag.eval.reader_table" >&2
