@@ -79,9 +79,10 @@ ALIASES = {"neural": "mpnet", "fused-minilm": "fast"}
 
 #: The reader ``rag.load`` uses when none is named: the best gold-dev overall F1 among the readers
 #: whose dev NoAns accuracy meets the abstention target (0.85, issue 16), since an honest "not in
-#: these articles" is half of what the tool promises. 2026-12-03, 446-step adapter: fused F1 0.607
-#: with NoAns 0.895; mpnet F1 0.629 but NoAns 0.684 (it answers near-miss questions), so it is not
-#: eligible (the 0.022 F1 between them is under two of the 76 dev questions). evals/README.md.
+#: these articles" is half of what the tool promises. 2026-12-04, the 646-step adapter, both
+#: MPNet readers' thresholds chosen on dev under that floor (``--min-noans 0.85``): fused F1 0.624,
+#: mpnet 0.612, NoAns 0.895 each (at its plain best-F1 threshold mpnet reaches 0.647 but abstains
+#: on too few unanswerable questions to be eligible). evals/README.md.
 DEFAULT_READER = "fused"
 #: The dev abstention target a reader must meet to be the default (see ``DEFAULT_READER``).
 DEFAULT_MIN_DEV_NOANS = 0.85
