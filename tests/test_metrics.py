@@ -9,9 +9,9 @@ import pytest
 
 from rag.errors import InputError
 from rag.eval.metrics import (
-    best_threshold_with_noans,
     abstention_scores,
     best_threshold,
+    best_threshold_with_noans,
     best_thresholds,
     calibration_bins,
     citation_accurate,

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..eval.datasets import load_gold
-from ..eval.metrics import best_threshold_with_noans, best_thresholds, f1_score, max_over_golds
+from ..eval.metrics import best_threshold_with_noans, best_thresholds, f1_score, max_over_golds, threshold_curve
 from ..readers.settings import Calibrator, load_reader_settings
 
 LABEL = "token F1 >= 0.6"
+#: The highest abstention threshold a settings file gets (``math.inf``, "never answer", is capped to it).
+MAX_THRESHOLD = 0.95
 
 
 def command_line(module: str, argv: Sequence[str] | None) -> str:
@@ -79,14 +81,18 @@ def calibrate_on_dev(qa, dev: list[dict], min_noans: float | None = None):
     best = best_thresholds(preds, scores, golds)
     if min_noans is None:
         best["threshold_rule"] = "best dev F1"
-        return calibrator, float(min(best["best_f1_thresh"], 0.95)), best
-    constrained = best_threshold_with_noans(preds, scores, golds, min_noans)
+        return calibrator, float(min(best["best_f1_thresh"], MAX_THRESHOLD)), best
+    chosen = best_threshold_with_noans(preds, scores, golds, min_noans)
+    threshold = float(min(chosen["thresh"], MAX_THRESHOLD))
+    if threshold != chosen["thresh"]:  # capped: record what the shipped threshold gives, not the uncapped one
+        row = threshold_curve(preds, scores, golds, [threshold])[0]
+        chosen = {"f1": row["f1"], "thresh": threshold, "no_ans_acc": row["no_ans_acc"],
+                  "has_ans_f1": row["has_ans_f1"], "coverage": row["coverage"]}
     best["threshold_rule"] = f"best dev F1 with dev NoAns >= {min_noans:g}"
-    best["constrained"] = constrained
-    print(f"threshold {constrained['thresh']:.3f}: dev F1 {constrained['f1']:.3f}, NoAns "
-          f"{constrained['no_ans_acc']:.3f} (unconstrained best F1 {best['best_f1']:.3f} at "
-          f"{best['best_f1_thresh']:.3f})", file=sys.stderr)
-    return calibrator, float(min(constrained["thresh"], 0.95)), best
+    best["constrained"] = chosen
+    print(f"threshold {threshold:.3f}: dev F1 {chosen['f1']:.3f}, NoAns {chosen['no_ans_acc']:.3f} "
+          f"(unconstrained best F1 {best['best_f1']:.3f} at {best['best_f1_thresh']:.3f})", file=sys.stderr)
+    return calibrator, threshold, best
 
 
 def fit_settings(reader: str, names: Sequence[str], squad_rows: tuple[np.ndarray, np.ndarray],
