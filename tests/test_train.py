@@ -156,3 +156,16 @@ def test_squad_v2_metrics_threshold():
     m = T.squad_v2_metrics(exs, preds, {"a": -3.0, "b": -2.0, "c": 4.0})
     assert m["best_exact"] == 100.0 and m["best_f1_NoAns_acc"] == 100.0 and m["best_f1_HasAns_f1"] == 100.0
     assert f1_score("the Eiffel Tower", "Eiffel tower!") == 1.0
+
+
+def test_min_noans_option_is_checked_before_any_reader_runs(capsys):
+    """--min-noans takes a fraction: 85 (a percentage) is refused by the parser, naming the fix,
+    before the commands build an index or load a reader."""
+    from rag.train import features, fusion, tuning
+
+    for main, args in ((tuning.main, ["fast", "--out", "x.json"]), (fusion.main, ["--squad", "x.json.gz"]),
+                       (features.main, ["--squad", "x.json.gz"])):
+        with pytest.raises(SystemExit) as e:
+            main([*args, "--min-noans", "85"])
+        assert e.value.code == 2
+        assert "expected a fraction between 0 and 1 (e.g. 0.85), got '85'" in capsys.readouterr().err

@@ -125,9 +125,21 @@ def threshold_fields(best: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _fraction(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (e.g. 0.85), got {text!r}")
+    return value
+
+
 def add_min_noans_option(ap) -> None:
-    """The ``--min-noans`` option shared by the fitting commands."""
-    ap.add_argument("--min-noans", type=float, default=None, metavar="FRACTION",
+    """The ``--min-noans`` option shared by the fitting commands (checked before any reader runs)."""
+    ap.add_argument("--min-noans", type=_fraction, default=None, metavar="FRACTION",
                     help="choose the best-F1 threshold among those that abstain on at least this fraction "
                          "of the gold dev split's unanswerable questions (default: plain best F1)")
 
