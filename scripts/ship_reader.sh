@@ -22,7 +22,9 @@ DST=rag/models/reader_mpnet
 [ -f "$RUN/export/adapter.safetensors" ] || { echo "no exported adapter in $RUN/export: train with --export $RUN/export" >&2; exit 1; }
 mkdir -p "$DST"
 cp "$RUN/export/adapter.safetensors" "$RUN/export/adapter.json" "$DST/"
-cp "$RUN/train_log.jsonl" "$DST/train_log.jsonl"
+# the export's log holds every stage of a warm-started run; older exports have none: the run's own log
+if [ -f "$RUN/export/train_log.jsonl" ]; then cp "$RUN/export/train_log.jsonl" "$DST/train_log.jsonl"
+else cp "$RUN/train_log.jsonl" "$DST/train_log.jsonl"; fi
 echo "== fp32 vs int8 on $SAMPLE SQuAD dev questions" >&2
 $PY - "$DST" "$POOL" "$SAMPLE" <<'PY'
 import json, sys, time

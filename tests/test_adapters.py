@@ -119,11 +119,19 @@ def test_lora_warm_start_from_a_saved_adapter(tiny_mpnet, tmp_path):
               evaluate=False, max_length=64, stride=32)
     train_reader(data, tmp_path / "a", max_steps=2, lora_rank=4, lr=1e-2, **kw)
     saved = export_fp16(tmp_path / "a" / "final", tmp_path / "saved")
+    stage1 = (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()
+    assert (saved / "train_log.jsonl").read_text().splitlines() == stage1  # the export carries its log
     m = train_reader(data, tmp_path / "b", max_steps=1, lr=0.0, init_adapter=saved, **kw)
     assert m["finished"]
-    start = json.loads((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()[0])
-    assert start["init_adapter"] == str(saved) and start["lora_rank"] == 4 and start["lora_alpha"] == 8
-    again = load_file(str(export_fp16(tmp_path / "b" / "final", tmp_path / "again") / "adapter.safetensors"))
+    lines = (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
+    assert lines[:len(stage1)] == stage1  # the lineage first: stage 1's start, steps and end
+    start = json.loads(lines[len(stage1)])
+    assert start["event"] == "start" and start["init_adapter"] == str(saved)
+    assert start["lora_rank"] == 4 and start["lora_alpha"] == 8
+    assert [json.loads(x).get("event") for x in lines].count("start") == 2
+    again_dir = export_fp16(tmp_path / "b" / "final", tmp_path / "again")
+    assert (again_dir / "train_log.jsonl").read_text().splitlines() == lines  # both stages travel on
+    again = load_file(str(again_dir / "adapter.safetensors"))
     first = load_file(str(saved / "adapter.safetensors"))
     assert set(again) == set(first) and any(float(t.abs().max()) > 0 for k, t in first.items() if "lora_B" in k)
     assert all(torch.equal(again[k], first[k]) for k in first)

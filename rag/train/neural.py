@@ -445,7 +445,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     ``init_adapter``: a saved adapter folder (e.g. the shipped ``rag/models/reader_mpnet``) to start
     a fresh LoRA run from instead of zero factors and a new head (a warm start with a new LR
     schedule: how training continues when the last run's checkpoint is gone). Its rank and alpha
-    are the run's when ``lora_rank`` is 0; ignored on ``resume`` (the checkpoint is newer).
+    are the run's when ``lora_rank`` is 0; ignored on ``resume`` (the checkpoint is newer). Its
+    ``train_log.jsonl``, where it has one, is copied first into this run's log, so the log of the
+    final model holds every stage that made it.
 
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
@@ -453,8 +455,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     unanswerable questions. Writes ``out_dir/checkpoint`` every ``checkpoint_every`` steps (and on
     SIGTERM/SIGINT, then stops). ``precision`` is ``"fp32"``, ``"bf16"`` (autocast; fp32 master
     weights and optimizer) or ``"auto"`` (bf16 where the CPU/GPU computes it natively: measured
-    1.5x faster per step on this machine's AVX512-BF16 CPU). Writes ``out_dir/final`` (fp32 model), ``dev_titles.json``,
-    ``train_log.jsonl`` and ``metrics.json``; returns the metrics.
+    1.5x faster per step on this machine's AVX512-BF16 CPU). Writes ``out_dir/final`` (fp32 model and a copy of
+    the finished log), ``dev_titles.json``, ``train_log.jsonl`` and ``metrics.json``; returns the metrics.
     """
     import numpy as np
     import torch
@@ -561,6 +563,11 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "dev_questions": len(dev_ex), "device": device, "threads": torch.get_num_threads(),
             "precision": "bf16 autocast" if use_bf16 else "fp32"}
     log = open(out / "train_log.jsonl", "a", encoding="utf-8")
+    if init is not None and resume_state is None:
+        inherited = Path(init_adapter) / "train_log.jsonl"
+        if inherited.is_file():  # the warm start's lineage: the earlier stages' lines come first
+            log.write("".join(line + "\n" for line in inherited.read_text(encoding="utf-8").splitlines()
+                              if line.strip()))
     log.write(json.dumps({"event": "start", "resumed_at_step": step, **info}) + "\n")
     log.flush()
 
@@ -654,6 +661,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     log.write(json.dumps({"event": "end", **{k: v for k, v in metrics.items() if k != "dev"}}) + "\n")
     log.close()
+    if step >= total:  # the finished model carries its whole log (read by --export and --init-adapter)
+        shutil.copyfile(out / "train_log.jsonl", out / "final" / "train_log.jsonl")
     return metrics
 
 
@@ -702,7 +711,8 @@ def clean_tokenizer_files(folder: str | os.PathLike) -> None:
 def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write the model of ``checkpoint_dir`` as fp16 safetensors + config + tokenizer files to
     ``out_dir`` (loadable with ``AutoModelForQuestionAnswering.from_pretrained``; cast to float32
-    for CPU inference). Other files already in ``out_dir`` (model card, dev titles) are kept."""
+    for CPU inference), with the folder's ``train_log.jsonl``. Other files already in ``out_dir``
+    (model card, dev titles) are kept."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -710,6 +720,9 @@ def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    log = Path(checkpoint_dir) / "train_log.jsonl"
+    if log.is_file():  # the training log (every stage of a warm-started run) travels with the model
+        shutil.copyfile(log, out / "train_log.jsonl")
     if adapters.is_adapter_folder(checkpoint_dir):  # a LoRA run: the adapter alone, in fp16
         tensors, meta = adapters.read_adapter(checkpoint_dir)
         cfg = {k: meta[k] for k in ("format", "rank", "alpha", "scaling", "modules")}
