@@ -139,3 +139,20 @@ def test_lora_warm_start_from_a_saved_adapter(tiny_mpnet, tmp_path):
         train_reader(data, tmp_path / "c", max_steps=1, lora_rank=2, init_adapter=saved, **kw)
     with pytest.raises(rag.ModelError, match="holds no adapter.json"):
         train_reader(data, tmp_path / "d", max_steps=1, init_adapter=tmp_path, **kw)
+
+
+def test_evaluate_model_in_each_precision(tiny_mpnet, tmp_path):
+    """The dev measurement behind inference.json: the same questions scored in fp32, int8 and bf16
+    (bf16 weights, as NeuralReader runs them on a CPU with native bf16); an unknown one refused."""
+    from rag.train.neural import evaluate_model, load_model
+
+    data = tmp_path / "squad.json.gz"
+    _squad(data)
+    runs = {p: evaluate_model(tiny_mpnet, data, titles=["T"], precision=p, progress=False)
+            for p in ("fp32", "int8", "bf16")}
+    for p, m in runs.items():
+        assert m["precision"] == p and m["total"] == 13 and 0.0 <= m["best_f1"] <= 100.0
+    _, model = load_model(tiny_mpnet, precision="bf16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="precision must be fp32, int8 or bf16"):
+        load_model(tiny_mpnet, precision="half")

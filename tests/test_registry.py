@@ -85,6 +85,12 @@ def test_precision_choice(monkeypatch, tmp_path):
     (tmp_path / "inference.json").write_text('{"cpu_precision": "int8"}')
     assert neural.choose_precision("auto", "cpu", tmp_path) == "int8"
     assert neural.choose_precision("auto", "cuda", tmp_path) == "fp32"
+    monkeypatch.setattr(neural, "cpu_has_native_bf16", lambda: True)
+    assert neural.choose_precision("auto", "cpu", tmp_path) == "bf16"  # native bf16, not measured
+    (tmp_path / "inference.json").write_text('{"cpu_precision": "int8", "native_bf16_precision": "fp32"}')
+    assert neural.choose_precision("auto", "cpu", tmp_path) == "fp32"  # bf16 measured and refused
+    monkeypatch.setattr(neural, "cpu_has_native_bf16", lambda: False)
+    assert neural.choose_precision("auto", "cpu", tmp_path) == "int8"
     monkeypatch.setenv("RAG_READER_PRECISION", "fp32")
     assert neural.choose_precision("auto", "cpu", tmp_path) == "fp32"
     monkeypatch.setenv("RAG_READER_PRECISION", "fp8")
@@ -92,6 +98,19 @@ def test_precision_choice(monkeypatch, tmp_path):
         neural.choose_precision("auto", "cpu", tmp_path)
     with pytest.raises(ValueError, match="precision must be"):
         neural.NeuralReader(tmp_path, precision="half")
+
+
+def test_keep_precision_rule():
+    from rag.readers.neural import keep_precision
+
+    fp32 = {"hasans_f1_span": 0.80, "best_f1": 0.69, "seconds": 80.0}
+    close = {"hasans_f1_span": 0.797, "best_f1": 0.686, "seconds": 30.0}  # loses 0.004: kept
+    lossy = {"hasans_f1_span": 0.80, "best_f1": 0.68, "seconds": 30.0}  # loses 0.01 of best F1
+    slow = {"hasans_f1_span": 0.80, "best_f1": 0.69, "seconds": 90.0}  # no loss, but slower
+    assert keep_precision({"fp32": fp32, "bf16": close}, "bf16") == "bf16"
+    assert keep_precision({"fp32": fp32, "bf16": lossy}, "bf16") == "fp32"
+    assert keep_precision({"fp32": fp32, "int8": slow}, "int8") == "fp32"
+    assert keep_precision({"fp32": fp32}, "int8") == "fp32"  # not measured
 
 
 class FirstSentenceReader:

@@ -36,12 +36,12 @@ def neural_rows(data: str, *, titles: list[str] | None, sample: int | None, prog
     from ..train.neural import evaluate_model
 
     rows = []
-    runs = [("minilm", "minilm", False)] + [(f"mpnet {p}", "mpnet", p == "int8") for p in mpnet_precisions]
-    for label, model, quantize in runs:
+    runs = [("minilm", "minilm", "fp32")] + [(f"mpnet {p}", "mpnet", p) for p in mpnet_precisions]
+    for label, model, precision in runs:
         if registry.missing_reason(model):
             print(f"reader_table: skipping {label}: {registry.missing_reason(model)}", file=sys.stderr)
             continue
-        m = evaluate_model(registry.model_folder(model), data, titles=titles, sample=sample, quantize=quantize,
+        m = evaluate_model(registry.model_folder(model), data, titles=titles, sample=sample, precision=precision,
                            progress=progress)
         rows.append({"reader": label, **m})
         print(f"  {label}: {json.dumps({k: m.get(k) for k in ('HasAns_f1_span', 'HasAns_f1', 'best_f1', 'seconds')})}",
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev-sample", type=int, default=None, help="SQuAD dev questions (default: all)")
     ap.add_argument("--new-wiki", default=None, help="squadshifts-new-wiki.json.gz")
     ap.add_argument("--wiki-sample", type=int, default=None, help="new-wiki questions (default: all)")
-    ap.add_argument("--mpnet-precisions", default="fp32,int8", help="MPNet rows on SQuAD: fp32, int8 or both")
+    ap.add_argument("--mpnet-precisions", default="fp32,int8", help="MPNet rows on SQuAD, comma-separated: any of fp32, int8, bf16")
     ap.add_argument("--gold", default="evals/gold.jsonl")
     ap.add_argument("--docs", default="seeds")
     ap.add_argument("--splits", default="dev,test", help="gold splits to score ('' for none)")
@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # pragma: no cover
         pass
     precisions = tuple(p for p in a.mpnet_precisions.split(",") if p)
+    bad = [p for p in precisions if p not in ("fp32", "int8", "bf16")]
+    if bad:
+        ap.error(f"--mpnet-precisions: unknown {', '.join(bad)}; use a comma list of fp32, int8, bf16")
     if a.squad:
         titles = resolve_dev_titles(squad_articles(a.squad))
         res["squad_dev"] = neural_rows(a.squad, titles=titles, sample=a.dev_sample, progress=not a.quiet,

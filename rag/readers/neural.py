@@ -69,11 +69,27 @@ def cpu_has_native_bf16() -> bool:
     return any(x in flags.split() for x in ("avx512_bf16", "amx_bf16"))
 
 
+MAX_PRECISION_LOSS = 0.005  # F1 a cheaper precision may lose on SQuAD dev and still be kept
+
+
+def keep_precision(measured: dict[str, dict[str, float]], cheaper: str) -> str:
+    """``cheaper`` ("int8" or "bf16") when it lost at most ``MAX_PRECISION_LOSS`` of HasAns span F1
+    and of best-threshold F1 against fp32 and ran faster, else "fp32". ``measured`` maps a precision
+    to ``{"hasans_f1_span", "best_f1", "seconds"}`` (fractions; what scripts/ship_reader.sh writes
+    into a model folder's ``inference.json``)."""
+    base, alt = measured["fp32"], measured.get(cheaper)
+    if alt is None:
+        return "fp32"
+    loss = max(base[k] - alt[k] for k in ("hasans_f1_span", "best_f1"))
+    return cheaper if loss <= MAX_PRECISION_LOSS and alt["seconds"] < base["seconds"] else "fp32"
+
+
 def choose_precision(precision: str, device: str, model_path: Path) -> str:
-    """The precision "auto" means here: on a GPU fp32; on a CPU with native bf16, bf16; otherwise
-    what the model folder's ``inference.json`` says was kept on dev (``{"cpu_precision": "int8"}``:
-    int8 is kept only where it lost at most 0.005 F1 on dev), else fp32. ``RAG_READER_PRECISION``
-    overrides "auto"."""
+    """The precision "auto" means here: on a GPU fp32; on a CPU, what the model folder's
+    ``inference.json`` says was kept on SQuAD dev for this kind of CPU (``keep_precision``): its
+    ``native_bf16_precision`` on a CPU that computes bf16 natively (bf16 when the file does not say),
+    its ``cpu_precision`` elsewhere (fp32 when it does not say). ``RAG_READER_PRECISION`` overrides
+    "auto"."""
     if precision != "auto":
         return precision
     env = os.environ.get("RAG_READER_PRECISION")
@@ -83,14 +99,15 @@ def choose_precision(precision: str, device: str, model_path: Path) -> str:
         return env
     if device != "cpu":
         return "fp32"
-    if cpu_has_native_bf16():
-        return "bf16"
-    try:
-        import json
+    import json
 
-        return json.loads((Path(model_path) / "inference.json").read_text(encoding="utf-8")).get("cpu_precision", "fp32")
+    try:
+        kept = json.loads((Path(model_path) / "inference.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return "fp32"
+        kept = {}
+    if cpu_has_native_bf16():
+        return kept.get("native_bf16_precision", "bf16")
+    return kept.get("cpu_precision", "fp32")
 
 
 def quantize_int8(model):

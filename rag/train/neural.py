@@ -30,7 +30,7 @@ from typing import Any
 
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
-from ..readers.neural import clip_question, quantize_int8
+from ..readers.neural import PRECISIONS, clip_question, quantize_int8
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -282,8 +282,10 @@ def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length:
     return preds, diffs
 
 
-def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool = False):
-    """Tokenizer and model (fp32 on CPU whatever the stored dtype), optionally int8-quantized."""
+def load_model(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32"):
+    """Tokenizer and model, loaded in fp32 whatever the stored dtype, then run in ``precision``:
+    "fp32", "int8" (dynamic quantisation of the Linear layers, CPU) or "bf16" (bf16 weights, the
+    same conversion ``NeuralReader`` makes on CPUs with native bf16)."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from .. import adapters
@@ -294,14 +296,20 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu", quantize: bool
     else:
         tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
-    if quantize:
+    if precision not in PRECISIONS[1:]:
+        raise ValueError(f"precision must be fp32, int8 or bf16, got {precision!r}")
+    if precision == "int8":
         model = quantize_int8(model)
+    elif precision == "bf16":
+        import torch
+
+        model = model.to(torch.bfloat16)
     return tok, model
 
 
 def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
                    titles: Sequence[str] | None = None, sample: int | None = None, seed: int = 13,
-                   max_length: int = 384, stride: int = 128, quantize: bool = False,
+                   max_length: int = 384, stride: int = 128, precision: str = "fp32",
                    device: str = "cpu", batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
     """Given-paragraph SQuAD v2 metrics of a saved model on ``data`` (optionally only ``titles``
     articles, optionally a seeded random sample of ``sample`` questions)."""
@@ -315,7 +323,7 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
     exs = flatten(arts)
     if sample and sample < len(exs):
         exs = sorted(random.Random(seed).sample(exs, sample), key=lambda e: e["id"])
-    tok, model = load_model(model_dir, device=device, quantize=quantize)
+    tok, model = load_model(model_dir, device=device, precision=precision)
     t0 = time.time()
     preds, diffs = predict(model, tok, exs, max_length=max_length, stride=stride,
                            batch_size=batch_size, device=device, progress=progress)
@@ -326,7 +334,7 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
         m = squad_v2_metrics(exs, preds, diffs)
     m["seconds"] = round(secs, 1)
     m["questions_per_s"] = round(len(exs) / max(secs, 1e-9), 1)
-    m["quantized"] = quantize
+    m["precision"] = precision
     return m
 
 
