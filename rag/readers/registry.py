@@ -77,12 +77,13 @@ def unregister(name: str) -> None:
 
 ALIASES = {"neural": "mpnet", "fused-minilm": "fast"}
 
-#: The reader ``rag.load`` uses when none is named: the best gold-dev overall F1 among the readers
-#: whose dev NoAns accuracy meets the abstention target (0.85, issue 16), since an honest "not in
-#: these articles" is half of what the tool promises. 2026-12-04, the 646-step adapter, both
-#: MPNet readers' thresholds chosen on dev under that floor (``--min-noans 0.85``): fused F1 0.624,
-#: mpnet 0.612, NoAns 0.895 each (at its plain best-F1 threshold mpnet reaches 0.647 but abstains
-#: on too few unanswerable questions to be eligible). evals/README.md.
+#: The reader ``rag.load`` uses when none is named, chosen on the gold dev split by ``dev_choice``:
+#: the best dev overall F1 among the readers whose dev NoAns accuracy meets the abstention target
+#: (0.85, issue 16), since an honest "not in these articles" is half of what the tool promises; a
+#: challenger replaces the incumbent only when it wins by more than one dev question's worth of F1
+#: (1/76), the developers' rule that a reader change is kept only when dev says so. 2026-12-04
+#: evening, the 1,246-step adapter, thresholds chosen under that floor: mpnet 0.654, fused 0.646,
+#: NoAns 0.895 each: a tie on 76 questions, so ``fused`` stays. evals/README.md.
 DEFAULT_READER = "fused"
 #: The dev abstention target a reader must meet to be the default (see ``DEFAULT_READER``).
 DEFAULT_MIN_DEV_NOANS = 0.85
@@ -90,6 +91,21 @@ DEFAULT_MIN_DEV_NOANS = 0.85
 DEFAULT_READER_SLOW_HARDWARE = "fast"
 #: Where the default falls back when its model is not available here, in order.
 FALLBACK = ("fast", "features")
+
+
+def dev_choice(rows: list[dict[str, Any]], incumbent: str, min_noans: float = DEFAULT_MIN_DEV_NOANS) -> str:
+    """The default the gold dev split picks from reader-table rows (``rag.eval.reader_table``'s
+    ``"gold"`` list: ``reader``, ``split``, ``questions``, ``f1``, ``noans_acc``): among dev rows with
+    ``noans_acc >= min_noans`` the best ``f1``, unless ``incumbent`` is eligible and trails it by at
+    most one question's worth of F1 (``1 / questions``): then ``incumbent``."""
+    eligible = [r for r in rows if r["split"] == "dev" and r["noans_acc"] >= min_noans]
+    if not eligible:
+        raise ValueError(f"no reader meets the dev NoAns target {min_noans}: lower the target or improve a reader")
+    best = max(eligible, key=lambda r: r["f1"])
+    held = [r for r in eligible if r["reader"] == incumbent]
+    if held and best["f1"] - held[0]["f1"] <= 1.0 / max(int(held[0]["questions"]), 1):
+        return incumbent
+    return best["reader"]
 
 
 def names() -> list[str]:
