@@ -31,7 +31,7 @@ $PY - "$DST" "$POOL" "$SAMPLE" <<'PY'
 import json, sys, time
 from pathlib import Path
 from rag.eval.datasets import squad_articles
-from rag.readers.neural import cpu_has_native_bf16, keep_precision
+from rag.readers.neural import MAX_PRECISION_LOSS, cpu_has_native_bf16, keep_precision
 from rag.train.neural import evaluate_model, resolve_dev_titles
 dst, pool, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 titles = resolve_dev_titles(squad_articles(pool))
@@ -41,7 +41,7 @@ measured = {q: {"hasans_f1_span": round(m[q]["HasAns_f1_span"] / 100, 4),
                 "best_f1": round(m[q]["best_f1"] / 100, 4), "seconds": m[q]["seconds"]} for q in m}
 out = {"cpu_precision": keep_precision(measured, "int8"),
        **({"native_bf16_precision": keep_precision(measured, "bf16")} if "bf16" in measured else {}),
-       "rule": "a cheaper precision where it loses at most 0.005 F1 on SQuAD dev and is faster than fp32: "
+       "rule": f"a cheaper precision where it loses at most {MAX_PRECISION_LOSS} F1 on SQuAD dev and is faster than fp32: "
                "int8 on CPUs without native bf16 (cpu_precision), bf16 on CPUs with it (native_bf16_precision; "
                "rag.readers.neural.choose_precision)",
        "measured": measured, "questions": n, "date": time.strftime("%Y-%m-%d")}

@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # pragma: no cover
         pass
     precisions = tuple(p for p in a.mpnet_precisions.split(",") if p)
-    bad = [p for p in precisions if p not in ("fp32", "int8", "bf16")]
+    from ..readers.neural import PRECISIONS
+
+    bad = [p for p in precisions if p not in PRECISIONS[1:]]
     if bad:
         ap.error(f"--mpnet-precisions: unknown {', '.join(bad)}; use a comma list of fp32, int8, bf16")
     if a.squad:

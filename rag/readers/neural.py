@@ -110,6 +110,21 @@ def choose_precision(precision: str, device: str, model_path: Path) -> str:
     return kept.get("cpu_precision", "fp32")
 
 
+def to_precision(model, precision: str, device: str = "cpu"):
+    """An fp32 ``model`` made to run in ``precision``: "fp32" as it is, "int8" dynamic quantisation
+    of its Linear layers (on a CPU; elsewhere it stays fp32), "bf16" bf16 weights. The one place
+    both the reader and the dev measurement behind ``inference.json`` convert a model."""
+    if precision not in PRECISIONS[1:]:
+        raise ValueError(f"precision must be fp32, int8 or bf16, got {precision!r}")
+    if precision == "int8" and device == "cpu":
+        return quantize_int8(model)
+    if precision == "bf16":
+        import torch
+
+        return model.to(torch.bfloat16)
+    return model
+
+
 def quantize_int8(model):
     """Dynamic int8 quantisation of the Linear layers (CPU inference; weights int8, activations
     quantised on the fly). torch marks eager-mode quantisation deprecated: warnings are muted."""
@@ -238,10 +253,7 @@ class NeuralReader:
                 raise ValueError("NeuralReader needs a fast tokenizer (offset mapping)")
             model = model.float().to(device).eval()  # shipped weights are fp16: compute in fp32
             precision = choose_precision(self.precision, device, self.model_path)
-            if precision == "int8" and device == "cpu":
-                model = quantize_int8(model)
-            elif precision == "bf16":
-                model = model.to(torch.bfloat16)
+            model = to_precision(model, precision, device)
             self.precision_used = precision
             self._tokenizer, self._model = tok, model
         return self

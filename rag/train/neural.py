@@ -30,7 +30,7 @@ from typing import Any
 
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
-from ..readers.neural import PRECISIONS, clip_question, quantize_int8
+from ..readers.neural import clip_question, to_precision
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -284,8 +284,8 @@ def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length:
 
 def load_model(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32"):
     """Tokenizer and model, loaded in fp32 whatever the stored dtype, then run in ``precision``:
-    "fp32", "int8" (dynamic quantisation of the Linear layers, CPU) or "bf16" (bf16 weights, the
-    same conversion ``NeuralReader`` makes on CPUs with native bf16)."""
+    "fp32", "int8" (dynamic quantisation of the Linear layers, CPU) or "bf16" (bf16 weights), by the
+    same conversion ``NeuralReader`` makes (``rag.readers.neural.to_precision``)."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from .. import adapters
@@ -296,15 +296,7 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu", precision: str
     else:
         tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
-    if precision not in PRECISIONS[1:]:
-        raise ValueError(f"precision must be fp32, int8 or bf16, got {precision!r}")
-    if precision == "int8":
-        model = quantize_int8(model)
-    elif precision == "bf16":
-        import torch
-
-        model = model.to(torch.bfloat16)
-    return tok, model
+    return tok, to_precision(model, precision, device)
 
 
 def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
