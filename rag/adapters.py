@@ -8,6 +8,13 @@ the scaling and the adapted modules. ``load_merged`` rebuilds the base, adds ``s
 to each adapted weight (the arithmetic of peft's ``merge_and_unload``) and installs the head, so
 answering runs one plain forward of the base architecture with no peft in the loop.
 
+The same format also carries a *fully* fine-tuned reader, compressed (``svd_adapter``): each
+adapted weight's difference to the base, ``W_tuned - W_base``, cut to its best rank-r
+approximation by a truncated SVD (``B = U_r sqrt(S_r)``, ``A = sqrt(S_r) V_r^T``, scaling 1), and
+the few small tensors a full fine-tune also moves (biases, LayerNorms) stored whole under
+``full``. The embeddings must not have moved (train with ``--freeze-embeddings``): a vocabulary-
+sized delta is what the adapter exists to avoid.
+
 peft is needed for training only; loading a shipped adapter needs torch, transformers and
 safetensors.
 """
@@ -67,9 +74,15 @@ def lora_state(peft_model) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def load_lora_weights(peft_model, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
     """Start a peft LoRA model from a saved adapter (a warm start): its ``lora_A``/``lora_B`` factors
-    and QA head copied in. ModelError when the rank, alpha or modules differ from the model's."""
+    and QA head copied in. ModelError when the rank, alpha or modules differ from the model's, or
+    when the adapter carries whole tensors (``full``, from ``svd_adapter``), which a LoRA run
+    neither trains nor saves."""
     import torch
 
+    if meta.get("full"):
+        raise ModelError("this adapter is a compressed full fine-tune (it carries whole bias/LayerNorm tensors "
+                         "that LoRA does not train or save): a LoRA run cannot start from it; continue the full "
+                         "fine-tune instead, or start LoRA from a LoRA adapter")
     cfg = peft_model.peft_config["default"]
     if int(cfg.r) != int(meta["rank"]) or float(cfg.lora_alpha) != float(meta["alpha"]):
         raise ModelError(f"the adapter to start from has rank {meta['rank']} and alpha {meta['alpha']}, the run "
@@ -115,6 +128,77 @@ def save_adapter(tensors: dict[str, Any], config: dict[str, Any], out_dir: str |
     return out
 
 
+def adapter_config(meta: dict[str, Any]) -> dict[str, Any]:
+    """The part of an adapter's ``adapter.json`` that describes its tensors (what ``save_adapter``
+    takes as ``config``): format, rank, alpha, scaling, modules and, where present, ``full`` and
+    ``compression``; not the dtype or the base, which ``save_adapter`` writes itself."""
+    return {k: meta[k] for k in ("format", "rank", "alpha", "scaling", "modules", "full", "compression")
+            if k in meta}
+
+
+def adapter_bytes(shapes: dict[str, tuple[int, int]], rank: int, whole: int, bytes_per: int = 2) -> int:
+    """Bytes of the tensors of an adapter of ``rank`` over Linear weights of ``shapes`` (name ->
+    (out, in)) plus ``whole`` numbers stored in full (head, biases, LayerNorms), ``bytes_per`` each."""
+    return bytes_per * (sum(rank * (o + i) for o, i in shapes.values()) + whole)
+
+
+def svd_adapter(base_model, tuned_model, rank: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors, config) compressing a fully fine-tuned ``tuned_model`` against ``base_model`` (both
+    AutoModelForQuestionAnswering of one architecture) into this module's adapter format.
+
+    Every Linear ``TARGET_REGEX`` selects gets the rank-``rank`` truncated SVD of its weight
+    difference (scaling 1: ``alpha == rank``); every other tensor the fine-tune changed, but for the
+    embeddings, is stored whole (``full``: biases, LayerNorms); the QA head is stored as it is.
+    ``config["compression"]`` records the rank and how much of each difference the factors keep
+    (relative Frobenius error, mean and worst). ModelError when the embeddings changed (train with
+    ``--freeze-embeddings``) or the two models do not share parameter names and shapes.
+    """
+    import torch
+
+    if rank < 1:
+        raise ModelError(f"the SVD rank must be at least 1, got {rank}")
+    base = dict(base_model.named_parameters())
+    tuned = dict(tuned_model.named_parameters())
+    if base.keys() != tuned.keys() or any(base[k].shape != tuned[k].shape for k in base):
+        raise ModelError("the fine-tuned model and the base do not have the same parameters: compress a model "
+                         "fine-tuned from this base")
+    moved = [k for k in base if ".embeddings." in f".{k}" and not torch.equal(base[k], tuned[k])]
+    if moved:
+        raise ModelError(f"the fine-tune changed the embeddings ({moved[0]}, ...): an adapter does not carry a "
+                         "vocabulary-sized delta; train with --freeze-embeddings")
+    modules = adapted_module_names(base_model)
+    tensors: dict[str, Any] = {}
+    errors = []
+    with torch.no_grad():
+        for name in modules:
+            d = tuned[f"{name}.weight"].detach().float() - base[f"{name}.weight"].detach().float()
+            u, s, vh = torch.linalg.svd(d, full_matrices=False)
+            r = min(rank, s.numel())
+            root = s[:r].sqrt()
+            b, a = u[:, :r] * root, root[:, None] * vh[:r]
+            if r < rank:  # a tiny layer: pad with zeros so every module has the adapter's rank
+                b = torch.cat([b, b.new_zeros(b.shape[0], rank - r)], 1)
+                a = torch.cat([a, a.new_zeros(rank - r, a.shape[1])], 0)
+            tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = a.contiguous(), b.contiguous()
+            norm = float(d.norm())
+            errors.append(float((d - b @ a).norm()) / norm if norm > 0 else 0.0)
+        factored = {f"{m}.weight" for m in modules}
+        full = sorted(k for k in base if k not in factored and not k.startswith(f"{HEAD}.")
+                      and ".embeddings." not in f".{k}" and not torch.equal(base[k], tuned[k]))
+        for k in full:
+            tensors[k] = tuned[k].detach().float().contiguous()
+        head = getattr(tuned_model, HEAD)
+        tensors[f"{HEAD}.weight"] = head.weight.detach().float().contiguous()
+        tensors[f"{HEAD}.bias"] = head.bias.detach().float().contiguous()
+    config = {"format": "rag-lora/1", "rank": int(rank), "alpha": float(rank), "scaling": 1.0,
+              "modules": sorted(modules), "full": full,
+              "compression": {"method": "truncated SVD of each weight's difference to the base",
+                              "rank": int(rank),
+                              "relative_error_mean": round(sum(errors) / max(len(errors), 1), 4),
+                              "relative_error_max": round(max(errors, default=0.0), 4)}}
+    return tensors, config
+
+
 def is_adapter_folder(folder: str | os.PathLike) -> bool:
     return (Path(folder) / ADAPTER_CONFIG).is_file() and (Path(folder) / ADAPTER_FILE).is_file()
 
@@ -153,6 +237,13 @@ def merge_into(model, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
                 raise ModelError(f"adapter factors of {name!r} give {tuple(delta.shape)}, the base weight is "
                                  f"{tuple(lin.weight.shape)}: the adapter belongs to another base")
             lin.weight.add_(delta.to(lin.weight.dtype), alpha=scaling)
+        params = dict(model.named_parameters())
+        for name in meta.get("full", []):  # whole tensors of a compressed full fine-tune
+            p, t = params.get(name), tensors.get(name)
+            if p is None or t is None or tuple(p.shape) != tuple(t.shape):
+                raise ModelError(f"the adapter's whole tensor {name!r} is missing or does not fit the base model "
+                                 f"({None if p is None else tuple(p.shape)}): the adapter belongs to another base")
+            p.copy_(t.to(p.dtype))
         head = getattr(model, HEAD)
         head.weight.copy_(tensors[f"{HEAD}.weight"].float())
         head.bias.copy_(tensors[f"{HEAD}.bias"].float())

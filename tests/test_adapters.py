@@ -156,3 +156,112 @@ def test_evaluate_model_in_each_precision(tiny_mpnet, tmp_path):
     assert next(model.parameters()).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="precision must be fp32, int8 or bf16"):
         load_model(tiny_mpnet, precision="half")
+
+
+def _tuned_copy(folder, seed=1, rank=2, embeddings=False):
+    """The tiny base 'fully fine-tuned' by hand: a rank-``rank`` change to every adapted weight, new
+    biases, LayerNorms and head (and, when asked, moved embeddings)."""
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(folder)).float()
+    g = torch.Generator().manual_seed(seed)
+    mods = dict(model.named_modules())
+    with torch.no_grad():
+        for name in adapters.adapted_module_names(model):
+            w = mods[name].weight
+            w.add_(torch.randn(w.shape[0], rank, generator=g) @ torch.randn(rank, w.shape[1], generator=g) * 0.2)
+            mods[name].bias.add_(torch.randn(mods[name].bias.shape, generator=g) * 0.1)
+        for n, p in model.named_parameters():
+            if "LayerNorm" in n and ".embeddings." not in n or n.startswith("qa_outputs."):
+                p.add_(torch.randn(p.shape, generator=g) * 0.1)
+            if embeddings and n.endswith("word_embeddings.weight"):
+                p.add_(0.01)
+    return model.eval()
+
+
+def test_svd_adapter_of_a_full_finetune(tiny_mpnet):
+    """A full fine-tune compressed to the adapter format: at the rank of its weight changes the
+    merged model answers as the fine-tune does (biases and LayerNorms travel whole); a lower rank
+    loses some of it and says how much; moved embeddings are refused with the fix."""
+    from transformers import AutoModelForQuestionAnswering
+
+    def base():
+        return AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)).float().eval()
+
+    tuned = _tuned_copy(tiny_mpnet, rank=2)
+    ids = torch.randint(5, 1000, (2, 12))
+    with torch.no_grad():
+        want = tuned(input_ids=ids)
+    tensors, meta = adapters.svd_adapter(base(), tuned, rank=2)
+    assert meta["scaling"] == 1.0 and meta["rank"] == 2 and len(meta["modules"]) == 12
+    assert meta["full"] and all(".embeddings." not in n for n in meta["full"])
+    assert any(n.endswith("attn.q.bias") for n in meta["full"]) and any("LayerNorm" in n for n in meta["full"])
+    assert meta["compression"]["relative_error_max"] < 1e-4
+    merged = base()
+    adapters.merge_into(merged, tensors, meta)
+    with torch.no_grad():
+        got = merged(input_ids=ids)
+    assert torch.allclose(got.start_logits, want.start_logits, atol=1e-4)
+    assert torch.allclose(got.end_logits, want.end_logits, atol=1e-4)
+    t1, m1 = adapters.svd_adapter(base(), tuned, rank=1)
+    assert 0.2 < m1["compression"]["relative_error_mean"] < 1.0
+    lossy = base()
+    adapters.merge_into(lossy, t1, m1)
+    with torch.no_grad():
+        assert not torch.allclose(lossy(input_ids=ids).start_logits, want.start_logits, atol=1e-3)
+    with pytest.raises(rag.ModelError, match="changed the embeddings.*--freeze-embeddings"):
+        adapters.svd_adapter(base(), _tuned_copy(tiny_mpnet, embeddings=True), rank=2)
+
+
+def test_compress_a_full_finetune_run(tiny_mpnet, tmp_path):
+    """rag train-reader --freeze-embeddings (full fine-tune) -> python -m rag.train.compress: the
+    largest rank under --max-mb, an fp16 adapter the reader loads, the run's log carried along; a
+    size that no rank fits, a LoRA folder and a LoRA warm start from the result are refused with
+    the fix, and a refused run leaves the folder it would have replaced as it was."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForQuestionAnswering
+
+    from rag.readers.neural import NeuralReader
+    from rag.schema import Passage
+    from rag.train.compress import compress, main
+    from rag.train.neural import train_reader
+
+    data = tmp_path / "tiny.json.gz"
+    _squad(data)
+    run = tmp_path / "full"
+    m = train_reader(data, run, encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4, max_steps=2, lr=1e-2,
+                     progress=False, evaluate=False, max_length=64, stride=32, freeze_embeddings=True)
+    assert m["finished"] and m["freeze_embeddings"]
+    before = AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet))
+    after = AutoModelForQuestionAnswering.from_pretrained(str(run / "final"))
+    emb = "mpnet.embeddings.word_embeddings.weight"
+    assert torch.equal(before.state_dict()[emb], after.state_dict()[emb])
+    q = "mpnet.encoder.layer.0.attention.attn.q.weight"
+    assert not torch.equal(before.state_dict()[q], after.state_dict()[q])
+
+    info = compress(run / "final", tmp_path / "svd", base=str(tiny_mpnet), max_mb=0.05)
+    meta = json.loads((tmp_path / "svd" / "adapter.json").read_text())
+    # 12 adapted Linear layers of the tiny model: 8 of 32x32, 2 of 64x32, 2 of 32x64 -> 896 numbers a rank
+    assert meta["rank"] == info["rank"] and meta["dtype"] == "float16" and meta["base"]["folder"] == str(tiny_mpnet)
+    assert info["bytes"] <= 50_000 and info["rank"] >= 1
+    assert info["bytes"] + 2 * 896 > 50_000 or info["rank"] == 32  # the largest rank that fits
+    assert all(t.dtype == torch.float16 for t in load_file(str(tmp_path / "svd" / "adapter.safetensors")).values())
+    assert (tmp_path / "svd" / "train_log.jsonl").read_text() == (run / "train_log.jsonl").read_text()
+    reader = NeuralReader(tmp_path / "svd")
+    text = "Deliveries began in July 2019."
+    p = Passage(doc_id="d", start=0, end=len(text), text=text, score=1.0, title="t", chunk_id="c0")
+    for c in reader.read("When did deliveries begin?", [p]).candidates:
+        assert text[c.start:c.end] == c.text
+
+    kept = (tmp_path / "svd" / "adapter.safetensors").read_bytes()
+    assert main([str(run / "final"), "--out", str(tmp_path / "svd"), "--base", str(tiny_mpnet),
+                 "--rank", "32", "--max-mb", "0.01"]) == 2
+    assert (tmp_path / "svd" / "adapter.safetensors").read_bytes() == kept
+    with pytest.raises(rag.ModelError, match="no adapter fits in 0.001 MB.*raise --max-mb"):
+        compress(run / "final", tmp_path / "x", base=str(tiny_mpnet), max_mb=0.001)
+    with pytest.raises(rag.ModelError, match="already holds an adapter"):
+        compress(tmp_path / "svd", tmp_path / "x", base=str(tiny_mpnet))
+    with pytest.raises(rag.ModelError, match="compressed full fine-tune.*cannot start from it"):
+        train_reader(data, tmp_path / "warm", encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4,
+                     max_steps=1, progress=False, evaluate=False, max_length=64, stride=32,
+                     init_adapter=tmp_path / "svd")

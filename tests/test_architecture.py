@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("pipeline", ["rag.pipeline", "rag"]),
     ("eval and train", ["rag.eval.datasets", "rag.eval.plan", "rag.eval.scoring", "rag.eval.report",
                         "rag.eval.plots", "rag.eval.runner", "rag.eval.reader_table", "rag.train",
-                        "rag.train.neural", "rag.train.features", "rag.train.fusion", "rag.train.tuning"]),
+                        "rag.train.neural", "rag.train.compress", "rag.train.features", "rag.train.fusion",
+                        "rag.train.tuning"]),
     ("front ends", ["rag.web", "rag.web.engine", "rag.web.render", "rag.web.app", "rag.cli"]),
 ]
 

@@ -434,7 +434,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  evaluate: bool = True, eval_max_length: int = 384, eval_stride: int = 128,
                  progress: bool = True, threads: int | None = None, precision: str = "auto",
                  lora_rank: int = 0, lora_alpha: float | None = None,
-                 init_adapter: str | os.PathLike | None = None) -> dict[str, Any]:
+                 init_adapter: str | os.PathLike | None = None,
+                 freeze_embeddings: bool = False) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
     all-mpnet-base-v2, any model folder, or a hub id) for SQuAD 2.0 extractive QA.
 
@@ -447,7 +448,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     schedule: how training continues when the last run's checkpoint is gone). Its rank and alpha
     are the run's when ``lora_rank`` is 0; ignored on ``resume`` (the checkpoint is newer). Its
     ``train_log.jsonl``, where it has one, is copied first into this run's log, so the log of the
-    final model holds every stage that made it.
+    final model holds every stage that made it. ``freeze_embeddings`` keeps the embedding tables of a
+    full fine-tune fixed, so that ``python -m rag.train.compress`` can ship the run as a small SVD
+    adapter (LoRA never trains them).
 
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
@@ -521,6 +524,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             model = adapters.attach_lora(model, rank=lora_rank, alpha=lora_alpha)
             if init is not None:
                 adapters.load_lora_weights(model, *init)
+    if freeze_embeddings:
+        for n, p in model.named_parameters():
+            if ".embeddings." in f".{n}":
+                p.requires_grad_(False)
     model = model.to(device)
     model.train()
 
@@ -555,6 +562,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "lora_rank": lora_rank, "lora_alpha": (lora_alpha if lora_alpha is not None else 2 * lora_rank)
             if lora_rank else None,
             "trainable_parameters": sum(p.numel() for _, p in trainable),
+            "freeze_embeddings": bool(freeze_embeddings),
             "max_length": max_length, "stride": stride, "epochs": epochs, "batch_size": batch_size,
             "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "seed": seed,
             "noans_weight": noans_weight, "train_questions": len(train_ex),
@@ -725,8 +733,8 @@ def export_fp16(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike) -
         shutil.copyfile(log, out / "train_log.jsonl")
     if adapters.is_adapter_folder(checkpoint_dir):  # a LoRA run: the adapter alone, in fp16
         tensors, meta = adapters.read_adapter(checkpoint_dir)
-        cfg = {k: meta[k] for k in ("format", "rank", "alpha", "scaling", "modules")}
-        return adapters.save_adapter(tensors, cfg, out, base=meta["base"], dtype="float16")
+        return adapters.save_adapter(tensors, adapters.adapter_config(meta), out, base=meta["base"],
+                                     dtype="float16")
     model = AutoModelForQuestionAnswering.from_pretrained(str(checkpoint_dir)).float()
     model = model.to(torch.float16)
     model.save_pretrained(str(out), safe_serialization=True)
@@ -759,6 +767,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 2 x rank)")
     p.add_argument("--init-adapter", default=None, metavar="DIR",
                    help="start a LoRA run from this saved adapter (e.g. rag/models/reader_mpnet): a warm start")
+    p.add_argument("--freeze-embeddings", action="store_true",
+                   help="full fine-tune: keep the embedding tables fixed (needed to ship the run as an SVD "
+                        "adapter with python -m rag.train.compress)")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
@@ -794,7 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume, device=args.device, noans_weight=args.noans_weight,
         evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads,
         precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
-        init_adapter=args.init_adapter)
+        init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
