@@ -58,9 +58,11 @@ def test_the_default_is_the_dev_choice_of_the_latest_reader_table():
     the MPNet-era readers (evals/reader_table/<date>/reader_table.json), so a new table that changes
     the choice fails here until the constant and the docs follow."""
     root = Path(__file__).resolve().parents[1] / "evals" / "reader_table"
-    tables = sorted(root.glob("*/reader_table.json"))
+    tables = [(json.loads(p.read_text()), p.parent.name) for p in root.glob("*/reader_table.json")]
     assert tables, f"no reader table under {root}"
-    rows = json.loads(tables[-1].read_text())["gold"]
+    # newest by the time the table records (tables older than "created" have only a date; then the folder name)
+    newest = max(tables, key=lambda t: (t[0]["date"], t[0].get("created", ""), t[1]))[0]
+    rows = newest["gold"]
     assert {"mpnet", "fused"} <= {r["reader"] for r in rows}
     assert registry.dev_choice(rows, registry.DEFAULT_READER) == registry.DEFAULT_READER
 

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "command": "python -m rag.eval.reader_table " +
+    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                           "command": "python -m rag.eval.reader_table " +
                            " ".join(argv if argv is not None else sys.argv[1:]),
                            "machine": f"{platform.processor() or platform.machine()}, "
                                       f"{__import__('os').cpu_count()} cores"}
