@@ -76,6 +76,26 @@ def has_count(text: str) -> bool:
     return bool(_COUNT.search(text))
 
 
+_MONEY = re.compile(r"[$\u20ac\u00a3\u00a5\u20bd]|\b(?:dollars?|euros?|roubles?|rubles?|lira|pounds?|yuan|yen)\b", re.I)
+_PERCENT = re.compile(r"%|\bper ?cent\b", re.I)
+_DATE = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
+                   r"December)\b|(?<![\w-])(?:1[89]|20)\d\d(?:s(?!\w)|(?!\w))")
+_DIGIT = re.compile(r"(?<![\w-])\d")
+
+
+def figure_kind(text: str) -> str | None:
+    """"money", "percent", "date" or "number" when ``text`` states a figure of that kind (the digits
+    of a name like "S-400" do not count), else None: the answer kind of a reader that has none of
+    its own, so that two articles' figures can be shown as disagreeing."""
+    if _MONEY.search(text) and _DIGIT.search(text):
+        return "money"
+    if _PERCENT.search(text) and _DIGIT.search(text):
+        return "percent"
+    if _DATE.search(text):
+        return "date"
+    return "number" if _DIGIT.search(text) else None
+
+
 def normalize(text: str) -> str:
     """The SQuAD answer normalisation (Unicode-aware), used to decide that two spans agree."""
     from .eval.metrics import normalize_answer
@@ -207,6 +227,8 @@ class Answerer:
         alternatives = []
         best_docs = {m.doc_id for m in best.members}
         kind = best.best.features.get("kind")
+        # A reader without answer kinds (a plain neural one): the kind of figure the answer states.
+        figure = figure_kind(best.best.text) if kind is None else None
         typed_seen: set[str] = set()  # articles whose best typed answer was already considered
         for g in groups[1:]:
             s = self.calibrator(g.score)
@@ -222,8 +244,12 @@ class Answerer:
             # each other article's best span of the question's expected type (``type_match``)
             # down to a quarter of the threshold: a joint softmax over all passages squashes the
             # figure of a less confident article, which must not hide it.
+            # For a reader without kinds, each other article's best figure of the answer's kind.
             f = g.best.features
-            typed = f.get("type_match", 0.0) >= 1.0 and kind not in (None, 0.0) and not (docs & typed_seen)
+            if kind is None:
+                typed = figure is not None and figure_kind(g.best.text) == figure and not (docs & typed_seen)
+            else:
+                typed = f.get("type_match", 0.0) >= 1.0 and kind != 0.0 and not (docs & typed_seen)
             if typed:
                 typed_seen |= docs
             if s >= max(0.75 * threshold, self.alt_ratio * score) or (typed and s >= 0.25 * threshold):

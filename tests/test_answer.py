@@ -4,7 +4,7 @@ import json
 import pytest
 
 import rag
-from rag.answer import Answerer, evidence_for, group_candidates, has_count
+from rag.answer import Answerer, evidence_for, figure_kind, group_candidates, has_count
 from rag.readers.base import ReaderOutput, SpanCandidate
 from rag.schema import Passage
 from conftest import SEEDS, sources
@@ -48,6 +48,34 @@ def test_disagreeing_sources_become_alternatives_with_citations():
     assert [(x.text, x.doc_id) for x in ans.alternatives] == [("$2.5 billion", "b")]
     assert ans.alternatives[0].citations[0].doc_id == "b"
     assert ans.alternatives[0].evidence.text == "Russia said the deal was worth $2.5 billion."
+
+
+def plain(p, text, score):
+    """A candidate of a reader without answer kinds (a plain neural reader's features)."""
+    rel = p.text.index(text)
+    return SpanCandidate(p.doc_id, p.start + rel, p.start + rel + len(text), text, score, p, {"span_logit": 1.0})
+
+
+def test_figure_kind():
+    assert [figure_kind(t) for t in ("$2.5 billion", "about $2 billion", "2.5 billion rubles", "40%",
+                                     "3 March", "in the 1990s", "May 2019", "two battalions 2", "100")] == \
+        ["money", "money", "money", "percent", "date", "date", "date", "number", "number"]
+    assert [figure_kind(t) for t in ("S-400", "Vladimir Putin", "billion", "dollars", "the coming months")] == \
+        [None, None, None, None, None]
+
+
+def test_a_reader_without_kinds_shows_another_articles_figure():
+    # A plain neural reader gives no answer kinds, and its one softmax over all passages squashes a
+    # less confident article's figure (0.05 here): the other article's best figure of the answer's
+    # kind is shown down to a quarter of the threshold, a span of another kind or a second figure of
+    # the same article is not.
+    ans = decide([plain(P1, "$2 billion", 0.8), plain(P2, "Russia", 0.1), plain(P2, "$2.5 billion", 0.09),
+                  plain(P3, "Reports", 0.08), plain(P2, "deal", 0.07)], threshold=0.3)
+    assert ans.text == "$2 billion"
+    assert [(x.text, x.doc_id) for x in ans.alternatives] == [("$2.5 billion", "b")]
+    assert decide([plain(P1, "$2 billion", 0.8), plain(P2, "$2.5 billion", 0.05)], threshold=0.3).alternatives == []
+    named = decide([plain(P1, "The deal", 0.8), plain(P2, "Russia", 0.1)], threshold=0.3)
+    assert named.alternatives == []  # no figure in the answer: only the score rule applies
 
 
 def test_a_fragment_of_the_answer_is_not_a_rival():

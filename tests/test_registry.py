@@ -31,7 +31,7 @@ def test_every_shipped_reader_has_its_settings():
 def test_default_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(registry, "missing_reason", lambda n: None)
     monkeypatch.setattr(registry, "mpnet_is_interactive_here", lambda: True)
-    assert registry.default_name() == registry.DEFAULT_READER == "fused"
+    assert registry.default_name() == registry.DEFAULT_READER == "mpnet"
     monkeypatch.setattr(registry, "mpnet_is_interactive_here", lambda: False)
     assert registry.default_name() == registry.DEFAULT_READER_SLOW_HARDWARE == "fast"
 
