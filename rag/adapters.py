@@ -128,6 +128,19 @@ def save_adapter(tensors: dict[str, Any], config: dict[str, Any], out_dir: str |
     return out
 
 
+def is_embedding(name: str) -> bool:
+    """Whether parameter ``name`` belongs to the embeddings, which no adapter carries (LoRA never
+    trains them; a full fine-tune meant for ``svd_adapter`` keeps them frozen)."""
+    return ".embeddings." in f".{name}"
+
+
+def whole_tensor_names(model) -> list[str]:
+    """The parameters an adapter over ``model`` would store whole rather than as factors: all but
+    the factored Linear weights and the embeddings (biases, LayerNorms, the QA head)."""
+    factored = {f"{m}.weight" for m in adapted_module_names(model)}
+    return [n for n, _ in model.named_parameters() if n not in factored and not is_embedding(n)]
+
+
 def adapter_config(meta: dict[str, Any]) -> dict[str, Any]:
     """The part of an adapter's ``adapter.json`` that describes its tensors (what ``save_adapter``
     takes as ``config``): format, rank, alpha, scaling, modules and, where present, ``full`` and
@@ -162,7 +175,7 @@ def svd_adapter(base_model, tuned_model, rank: int) -> tuple[dict[str, Any], dic
     if base.keys() != tuned.keys() or any(base[k].shape != tuned[k].shape for k in base):
         raise ModelError("the fine-tuned model and the base do not have the same parameters: compress a model "
                          "fine-tuned from this base")
-    moved = [k for k in base if ".embeddings." in f".{k}" and not torch.equal(base[k], tuned[k])]
+    moved = [k for k in base if is_embedding(k) and not torch.equal(base[k], tuned[k])]
     if moved:
         raise ModelError(f"the fine-tune changed the embeddings ({moved[0]}, ...): an adapter does not carry a "
                          "vocabulary-sized delta; train with --freeze-embeddings")
@@ -182,9 +195,8 @@ def svd_adapter(base_model, tuned_model, rank: int) -> tuple[dict[str, Any], dic
             tensors[f"{name}.lora_A"], tensors[f"{name}.lora_B"] = a.contiguous(), b.contiguous()
             norm = float(d.norm())
             errors.append(float((d - b @ a).norm()) / norm if norm > 0 else 0.0)
-        factored = {f"{m}.weight" for m in modules}
-        full = sorted(k for k in base if k not in factored and not k.startswith(f"{HEAD}.")
-                      and ".embeddings." not in f".{k}" and not torch.equal(base[k], tuned[k]))
+        full = sorted(k for k in whole_tensor_names(base_model)
+                      if not k.startswith(f"{HEAD}.") and not torch.equal(base[k], tuned[k]))
         for k in full:
             tensors[k] = tuned[k].detach().float().contiguous()
         head = getattr(tuned_model, HEAD)

@@ -247,9 +247,10 @@ class Answerer:
             # For a reader without kinds, each other article's best figure of the answer's kind.
             f = g.best.features
             if kind is None:
-                typed = figure is not None and figure_kind(g.best.text) == figure and not (docs & typed_seen)
+                same_kind = figure is not None and figure_kind(g.best.text) == figure
             else:
-                typed = f.get("type_match", 0.0) >= 1.0 and kind != 0.0 and not (docs & typed_seen)
+                same_kind = f.get("type_match", 0.0) >= 1.0 and kind != 0.0
+            typed = same_kind and not (docs & typed_seen)
             if typed:
                 typed_seen |= docs
             if s >= max(0.75 * threshold, self.alt_ratio * score) or (typed and s >= 0.25 * threshold):

@@ -62,10 +62,9 @@ def compress(tuned_dir: str | Path, out_dir: str | Path, *, base: str = "mpnet",
     tuned_model = AutoModelForQuestionAnswering.from_pretrained(str(tuned_dir)).float().eval()
     fit = rank is None
     if fit:
-        # everything stored whole (head, biases, LayerNorms) at most: the non-embedding, non-factored numbers
-        factored = {f"{m}.weight" for m in adapters.adapted_module_names(base_model)}
-        whole = sum(p.numel() for n, p in base_model.named_parameters()
-                    if n not in factored and ".embeddings." not in f".{n}")
+        # at most every tensor an adapter may store whole (head, biases, LayerNorms)
+        params = dict(base_model.named_parameters())
+        whole = sum(params[n].numel() for n in adapters.whole_tensor_names(base_model))
         rank = rank_for_size(base_model, int(max_mb * 1e6), whole)
     tmp = out.with_name(out.name + ".tmp")
     while True:

@@ -526,7 +526,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                 adapters.load_lora_weights(model, *init)
     if freeze_embeddings:
         for n, p in model.named_parameters():
-            if ".embeddings." in f".{n}":
+            if adapters.is_embedding(n):
                 p.requires_grad_(False)
     model = model.to(device)
     model.train()
