@@ -169,3 +169,81 @@ def test_min_noans_option_is_checked_before_any_reader_runs(capsys):
             main([*args, "--min-noans", "85"])
         assert e.value.code == 2
         assert "expected a fraction between 0 and 1 (e.g. 0.85), got '85'" in capsys.readouterr().err
+
+
+CTX4 = "lol my cat knocked the router off the shelf again so the wifi died at 2am"
+
+
+def _extra_file(tmp_path, name="reddit-like.json", n=6) -> Path:
+    """An answerable-only file in the shape of squadshifts-reddit: one 'article' of posts."""
+    qas = [_qa(f"r{k}", f"What did the cat knock off, case {k}?", CTX4, "the router") for k in range(n)]
+    p = tmp_path / name
+    p.write_text(json.dumps({"version": "v2.0", "data": [
+        {"title": "reddit", "paragraphs": [{"context": CTX4, "qas": qas}]}]}), encoding="utf-8")
+    return p
+
+
+def test_parse_mix():
+    assert T.parse_mix("../shared/data/squadshifts-reddit.json.gz") == ("../shared/data/squadshifts-reddit.json.gz",
+                                                                       None)
+    assert T.parse_mix("../shared/data/squadshifts-amazon.json.gz:0.25") == (
+        "../shared/data/squadshifts-amazon.json.gz", 0.25)
+    from rag.errors import InputError
+
+    with pytest.raises(InputError, match="not a fraction"):
+        T.parse_mix("reddit.json.gz:a-quarter")
+    with pytest.raises(InputError, match="above 0"):
+        T.parse_mix("reddit.json.gz:0")
+
+
+def test_mix_adds_drawn_questions_and_refuses_leaks(tmp_path):
+    from rag.errors import InputError
+
+    exs = T.flatten(squad_fixture()["data"])
+    dev = [e for e in exs if e["title"] == "Marie_Curie"]
+    extra = _extra_file(tmp_path)
+    got, rec = T.mix_examples([(str(extra), 0.5)], n_train=4, seed=13, held_out=dev)
+    assert len(got) == 2 and rec == [{"path": str(extra), "fraction": 0.5, "available": 6, "taken": 2,
+                                      "unanswerable": 0}]
+    assert all(e["id"].startswith("mix0:") and e["answers"] == [("the router", CTX4.index("the router"))]
+               for e in got)
+    again, _ = T.mix_examples([(str(extra), 0.5)], n_train=4, seed=13, held_out=dev)
+    other, _ = T.mix_examples([(str(extra), 0.5)], n_train=4, seed=14, held_out=dev)
+    assert [e["id"] for e in again] == [e["id"] for e in got]  # the seed fixes the draw
+    assert {e["id"] for e in other} <= {f"mix0:r{k}" for k in range(6)}
+    everything, rec = T.mix_examples([(str(extra), None)], n_train=4, seed=13, held_out=dev)
+    assert len(everything) == 6 and rec[0]["taken"] == 6
+
+    leaky = tmp_path / "leaky.json"
+    leaky.write_text(json.dumps(squad_fixture()), encoding="utf-8")  # holds the dev article's paragraphs
+    with pytest.raises(InputError, match="shares paragraphs with the held-out dev"):
+        T.mix_examples([(str(leaky), None)], n_train=4, seed=13, held_out=dev)
+    test_only = _extra_file(tmp_path, "squadshifts-new-wiki.json.gz".replace(".gz", ""))
+    with pytest.raises(InputError, match="test-only"):
+        T.mix_examples([(str(test_only), None)], n_train=4, seed=13, held_out=dev)
+    with pytest.raises(InputError, match="does not exist"):
+        T.mix_examples([(str(tmp_path / "missing.json.gz"), 0.1)], n_train=4, seed=13, held_out=dev)
+
+
+def test_train_with_mix_logs_it_and_resume_keeps_it(tiny_qa_model, data_file, tmp_path):
+    from rag.errors import InputError
+
+    extra = _extra_file(tmp_path)
+    out = tmp_path / "run"
+    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3, n_dev=1,
+              checkpoint_every=1, progress=False, device="cpu", evaluate=False)
+    m = T.train_reader(data_file, out, max_steps=1, mix=[(str(extra), 0.5)], **kw)
+    assert m["finished"]
+    start = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()
+             if '"event": "start"' in x][-1]
+    n_main = start["main_train_questions"]
+    taken = max(1, round(0.5 * n_main))
+    assert start["mix"][0]["taken"] == taken and start["train_questions"] == n_main + taken
+    with pytest.raises(InputError, match="resume with the same data"):
+        T.train_reader(data_file, out, max_steps=2, resume=True, **kw)  # the mix left out
+    m2 = T.train_reader(data_file, out, max_steps=2, resume=True, mix=[(str(extra), 0.5)], **kw)
+    assert m2["step"] == 2
+    refused = tmp_path / "refused"
+    with pytest.raises(InputError, match="shares paragraphs"):
+        T.train_reader(data_file, refused, max_steps=1, mix=[(str(data_file), None)], **kw)
+    assert not refused.exists()  # a refused run writes nothing

@@ -95,6 +95,67 @@ def resolve_dev_titles(articles: Sequence[dict[str, Any]], *, n_dev: int = 10, s
     return split_titles(articles, n_dev=n_dev, seed=seed)
 
 
+TEST_ONLY_DATA = ("squadshifts-new-wiki",)  # ../shared/data/README.md: an out-of-domain test, never trained on
+
+
+def parse_mix(spec: str) -> tuple[str, float | None]:
+    """``FILE`` or ``FILE:FRACTION`` (``rag train-reader --mix``) as (path, fraction or None = all of it).
+
+    FRACTION is how many of the file's questions to add, as a fraction of the main data's training
+    questions (0.25: a quarter as many again), drawn with the run's seed."""
+    path, sep, frac = spec.rpartition(":")
+    if not sep or not frac or "/" in frac or frac.endswith((".gz", ".json")):
+        return spec, None
+    try:
+        value = float(frac)
+    except ValueError:
+        from ..errors import InputError
+
+        raise InputError(f"--mix {spec!r}: {frac!r} is not a fraction; write FILE or FILE:FRACTION "
+                         "(e.g. squadshifts-reddit.json.gz:0.25)") from None
+    if not value > 0:
+        from ..errors import InputError
+
+        raise InputError(f"--mix {spec!r}: the fraction must be above 0 (e.g. 0.25), got {value:g}")
+    return path, value
+
+
+def mix_examples(specs: Sequence[tuple[str, float | None]], *, n_train: int, seed: int,
+                 held_out: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The extra training questions of ``--mix`` (SQuAD-format files, e.g. squadshifts-reddit and
+    -amazon), and one record per file (path, questions available, questions taken).
+
+    Each file's questions are shuffled with ``seed`` and the first ``fraction * n_train`` kept (all
+    when the fraction is None). Refused (InputError, nothing trained): a test-only file
+    (``TEST_ONLY_DATA``), and any file sharing a paragraph with the held-out dev questions
+    ``held_out``: dev figures must stay unseen."""
+    from ..errors import InputError
+
+    dev_contexts = {e["context"] for e in held_out}
+    extra: list[dict[str, Any]] = []
+    records = []
+    for k, (path, fraction) in enumerate(specs):
+        name = Path(path).name
+        if any(name.startswith(t) for t in TEST_ONLY_DATA):
+            raise InputError(f"--mix {path}: {name} is test-only data (an out-of-domain test of answer spans, "
+                             "../shared/data/README.md); mix in training data such as squadshifts-reddit or "
+                             "squadshifts-amazon")
+        exs = flatten(squad_articles(path))
+        if not exs:
+            raise InputError(f"--mix {path}: the file holds no questions")
+        if any(e["context"] in dev_contexts for e in exs):
+            raise InputError(f"--mix {path}: it shares paragraphs with the held-out dev articles, so dev figures "
+                             "would be trained on; mix in other data, or pass it as the main data file instead")
+        random.Random(f"{seed}/{k}/{name}").shuffle(exs)
+        take = len(exs) if fraction is None else min(len(exs), max(1, round(fraction * n_train)))
+        for e in exs[:take]:
+            e["id"] = f"mix{k}:{e['id']}"  # ids stay unique across files
+        extra += exs[:take]
+        records.append({"path": str(path), "fraction": fraction, "available": len(exs), "taken": take,
+                        "unanswerable": sum(e["impossible"] for e in exs[:take])})
+    return extra, records
+
+
 # ----------------------------------------------------------------------------------------------
 # Features
 # ----------------------------------------------------------------------------------------------
@@ -435,7 +496,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  progress: bool = True, threads: int | None = None, precision: str = "auto",
                  lora_rank: int = 0, lora_alpha: float | None = None,
                  init_adapter: str | os.PathLike | None = None,
-                 freeze_embeddings: bool = False) -> dict[str, Any]:
+                 freeze_embeddings: bool = False,
+                 mix: Sequence[tuple[str, float | None]] = ()) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
     all-mpnet-base-v2, any model folder, or a hub id) for SQuAD 2.0 extractive QA.
 
@@ -451,6 +513,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     final model holds every stage that made it. ``freeze_embeddings`` keeps the embedding tables of a
     full fine-tune fixed, so that ``python -m rag.train.compress`` can ship the run as a small SVD
     adapter (LoRA never trains them).
+
+    ``mix``: extra training data, (SQuAD-format file, fraction) pairs (``parse_mix``,
+    ``mix_examples``): answerable-only sets such as squadshifts-reddit/-amazon shift the no-answer
+    prior, so the fraction is a choice for dev to make. Dev stays the main file's held-out articles.
 
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
@@ -468,7 +534,6 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
     t_start = time.time()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / CHECKPOINT_NAME
     device = _pick_device(device)
     torch.set_num_threads(threads or os.cpu_count() or 1)
@@ -482,12 +547,16 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         dev_titles = resolve_dev_titles(articles, n_dev=n_dev, seed=seed, dev_titles_file=dev_titles_file)
     dev_titles = sorted(dev_titles)
     dev_set = set(dev_titles)
-    (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
-                                         encoding="utf-8")
     train_ex = flatten(a for a in articles if a["title"] not in dev_set)
     dev_ex = flatten(a for a in articles if a["title"] in dev_set)
     if limit:
         train_ex = train_ex[:limit]
+    n_main = len(train_ex)
+    mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
+    train_ex += mixed
+    out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
+    (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
+                                         encoding="utf-8")
 
     from .. import adapters, encoders
 
@@ -510,6 +579,14 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         if saved_rank != lora_rank:
             raise ValueError(f"the checkpoint in {ckpt_dir} was trained with lora_rank={saved_rank}, not "
                              f"{lora_rank}: resume with the same settings or use another --out")
+        saved_mix = resume_state.get("info", {}).get("mix") or []
+        if [(m["path"], m["fraction"]) for m in saved_mix] != [(m["path"], m["fraction"]) for m in mix_records]:
+            from ..errors import InputError
+
+            was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
+                           for m in saved_mix) or "no --mix"
+            raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
+                             "(its batches continue where they stopped) or use another --out")
         src = str(ckpt_dir) if not lora_rank else base_src
     else:
         src = base_src
@@ -565,7 +642,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "freeze_embeddings": bool(freeze_embeddings),
             "max_length": max_length, "stride": stride, "epochs": epochs, "batch_size": batch_size,
             "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "seed": seed,
-            "noans_weight": noans_weight, "train_questions": len(train_ex),
+            "noans_weight": noans_weight, "train_questions": len(train_ex), "main_train_questions": n_main,
+            "mix": mix_records,
             "train_unanswerable": sum(e["impossible"] for e in train_ex), "train_windows": len(feats),
             "total_steps": total, "steps_per_epoch": per_epoch, "dev_titles": dev_titles,
             "dev_questions": len(dev_ex), "device": device, "threads": torch.get_num_threads(),
@@ -770,6 +848,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-embeddings", action="store_true",
                    help="full fine-tune: keep the embedding tables fixed (needed to ship the run as an SVD "
                         "adapter with python -m rag.train.compress)")
+    p.add_argument("--mix", action="append", default=[], metavar="FILE[:FRACTION]",
+                   help="also train on this SQuAD-format file (repeatable), e.g. "
+                        "../shared/data/squadshifts-reddit.json.gz:0.25 = a quarter as many questions as the "
+                        "main data's training split, drawn with --seed (no fraction: all of it)")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
@@ -805,7 +887,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume, device=args.device, noans_weight=args.noans_weight,
         evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads,
         precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
-        init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings)
+        init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings,
+        mix=[parse_mix(m) for m in args.mix])
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
