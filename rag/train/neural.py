@@ -103,19 +103,17 @@ def parse_mix(spec: str) -> tuple[str, float | None]:
 
     FRACTION is how many of the file's questions to add, as a fraction of the main data's training
     questions (0.25: a quarter as many again), drawn with the run's seed."""
+    from ..errors import InputError
+
     path, sep, frac = spec.rpartition(":")
     if not sep or not frac or "/" in frac or frac.endswith((".gz", ".json")):
         return spec, None
     try:
         value = float(frac)
     except ValueError:
-        from ..errors import InputError
-
         raise InputError(f"--mix {spec!r}: {frac!r} is not a fraction; write FILE or FILE:FRACTION "
                          "(e.g. squadshifts-reddit.json.gz:0.25)") from None
     if not value > 0:
-        from ..errors import InputError
-
         raise InputError(f"--mix {spec!r}: the fraction must be above 0 (e.g. 0.25), got {value:g}")
     return path, value
 
