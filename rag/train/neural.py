@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
 from ..readers.neural import clip_question, to_precision
@@ -103,8 +104,6 @@ def parse_mix(spec: str) -> tuple[str, float | None]:
 
     FRACTION is how many of the file's questions to add, as a fraction of the main data's training
     questions (0.25: a quarter as many again), drawn with the run's seed."""
-    from ..errors import InputError
-
     path, sep, frac = spec.rpartition(":")
     if not sep or not frac or "/" in frac or frac.endswith((".gz", ".json")):
         return spec, None
@@ -127,8 +126,6 @@ def mix_examples(specs: Sequence[tuple[str, float | None]], *, n_train: int, see
     when the fraction is None). Refused (InputError, nothing trained): a test-only file
     (``TEST_ONLY_DATA``), and any file sharing a paragraph with the held-out dev questions
     ``held_out``: dev figures must stay unseen."""
-    from ..errors import InputError
-
     dev_contexts = {e["context"] for e in held_out}
     extra: list[dict[str, Any]] = []
     records = []
@@ -579,8 +576,6 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                              f"{lora_rank}: resume with the same settings or use another --out")
         saved_mix = resume_state.get("info", {}).get("mix") or []
         if [(m["path"], m["fraction"]) for m in saved_mix] != [(m["path"], m["fraction"]) for m in mix_records]:
-            from ..errors import InputError
-
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
