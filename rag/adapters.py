@@ -155,7 +155,8 @@ def adapter_bytes(shapes: dict[str, tuple[int, int]], rank: int, whole: int, byt
     return bytes_per * (sum(rank * (o + i) for o, i in shapes.values()) + whole)
 
 
-def svd_adapter(base_model, tuned_model, rank: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def svd_adapter(base_model, tuned_model, rank: int, svds: dict[str, Any] | None = None
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(tensors, config) compressing a fully fine-tuned ``tuned_model`` against ``base_model`` (both
     AutoModelForQuestionAnswering of one architecture) into this module's adapter format.
 
@@ -165,6 +166,8 @@ def svd_adapter(base_model, tuned_model, rank: int) -> tuple[dict[str, Any], dic
     ``config["compression"]`` records the rank and how much of each difference the factors keep
     (relative Frobenius error, mean and worst). ModelError when the embeddings changed (train with
     ``--freeze-embeddings``) or the two models do not share parameter names and shapes.
+    ``svds``: a dict that keeps each module's decomposition between calls on the same two models, so
+    trying a lower rank truncates instead of decomposing again.
     """
     import torch
 
@@ -185,7 +188,12 @@ def svd_adapter(base_model, tuned_model, rank: int) -> tuple[dict[str, Any], dic
     with torch.no_grad():
         for name in modules:
             d = tuned[f"{name}.weight"].detach().float() - base[f"{name}.weight"].detach().float()
-            u, s, vh = torch.linalg.svd(d, full_matrices=False)
+            if svds is not None and name in svds:
+                u, s, vh = svds[name]
+            else:
+                u, s, vh = torch.linalg.svd(d, full_matrices=False)
+                if svds is not None:
+                    svds[name] = (u, s, vh)
             r = min(rank, s.numel())
             root = s[:r].sqrt()
             b, a = u[:, :r] * root, root[:, None] * vh[:r]

@@ -205,6 +205,11 @@ def test_svd_adapter_of_a_full_finetune(tiny_mpnet):
     assert torch.allclose(got.end_logits, want.end_logits, atol=1e-4)
     t1, m1 = adapters.svd_adapter(base(), tuned, rank=1)
     assert 0.2 < m1["compression"]["relative_error_mean"] < 1.0
+    svds: dict = {}  # compress's rank search: decompose once at rank 2, truncate to rank 1
+    adapters.svd_adapter(base(), tuned, rank=2, svds=svds)
+    assert len(svds) == 12
+    t1c, m1c = adapters.svd_adapter(base(), tuned, rank=1, svds=svds)
+    assert m1c["compression"] == m1["compression"] and all(torch.equal(t1c[k], t1[k]) for k in t1)
     lossy = base()
     adapters.merge_into(lossy, t1, m1)
     with torch.no_grad():

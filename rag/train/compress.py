@@ -67,8 +67,9 @@ def compress(tuned_dir: str | Path, out_dir: str | Path, *, base: str = "mpnet",
         whole = sum(params[n].numel() for n in adapters.whole_tensor_names(base_model))
         rank = rank_for_size(base_model, int(max_mb * 1e6), whole)
     tmp = out.with_name(out.name + ".tmp")
+    svds: dict[str, Any] = {}  # decomposed once; a lower rank only truncates
     while True:
-        tensors, config = adapters.svd_adapter(base_model, tuned_model, rank)
+        tensors, config = adapters.svd_adapter(base_model, tuned_model, rank, svds)
         if tmp.exists():
             shutil.rmtree(tmp)
         adapters.save_adapter(tensors, config, tmp, base=base_description(base, base_src), dtype="float16")
