@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, ModelError
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
 from ..readers.neural import clip_question, to_precision
@@ -558,8 +558,6 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     init = None
     if init_adapter is not None:
         if not adapters.is_adapter_folder(init_adapter):
-            from ..errors import ModelError
-
             raise ModelError(f"--init-adapter {str(init_adapter)!r} holds no adapter.json and adapter.safetensors: "
                              "pass a folder written by a LoRA run's --export (or rag/models/reader_mpnet)")
         init = adapters.read_adapter(init_adapter)
