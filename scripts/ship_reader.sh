@@ -3,7 +3,8 @@
 #   bash scripts/ship_reader.sh RUN_DIR [INT8_SAMPLE]
 # RUN_DIR is a `rag train-reader --encoder mpnet --lora-rank R --export RUN_DIR/export` output.
 # 1. copies the fp16 adapter into rag/models/reader_mpnet/;
-# 2. fp32 against int8 (and bf16, on a CPU that computes it natively) on INT8_SAMPLE (default 400)
+# 2. measures the activation maxima int8 smoothing needs on training questions (rag.train.calibrate_int8),
+#    then fp32 against int8 (and bf16, on a CPU that computes it natively) on INT8_SAMPLE (default 400)
 #    SQuAD dev questions (gold paragraph): a cheaper precision is kept (inference.json) only where it
 #    loses at most 0.005 F1 and is faster; int8 for CPUs without native bf16, bf16 for those with;
 # 3. calibrates the mpnet reader and picks its threshold on the gold dev split: the best dev F1
@@ -26,6 +27,8 @@ cp "$RUN/export/adapter.safetensors" "$RUN/export/adapter.json" "$DST/"
 # the export's log holds every stage of a warm-started run; older exports have none: the run's own log
 if [ -f "$RUN/export/train_log.jsonl" ]; then cp "$RUN/export/train_log.jsonl" "$DST/train_log.jsonl"
 else cp "$RUN/train_log.jsonl" "$DST/train_log.jsonl"; fi
+echo "== int8 smoothing: activation maxima on training questions" >&2
+$PY -m rag.train.calibrate_int8 "$DST" --squad "$POOL"
 echo "== fp32 vs int8 (vs bf16 where native) on $SAMPLE SQuAD dev questions" >&2
 $PY - "$DST" "$POOL" "$SAMPLE" <<'PY'
 import json, sys, time

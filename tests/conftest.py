@@ -124,3 +124,22 @@ def kill_build_when_ready(script_text: str, tmp_path: Path, stage: str, docs: Pa
     finally:
         proc.wait(timeout=timeout)
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_mpnet(tmp_path_factory):
+    """A random 2-layer MPNet QA model (hidden 32) with the real MPNet tokenizer, saved to a folder."""
+    import torch
+    from transformers import AutoTokenizer, MPNetConfig, MPNetForQuestionAnswering
+
+    from rag import encoders
+
+    folder = tmp_path_factory.mktemp("tiny-mpnet")
+    base = encoders.mpnet_path()
+    tok = AutoTokenizer.from_pretrained(str(base), use_fast=True)
+    torch.manual_seed(0)
+    cfg = MPNetConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=514)
+    MPNetForQuestionAnswering(cfg).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    return folder

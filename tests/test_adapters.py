@@ -8,22 +8,7 @@ import pytest
 import torch
 
 import rag
-from rag import adapters, encoders
-
-
-@pytest.fixture(scope="module")
-def tiny_mpnet(tmp_path_factory):
-    from transformers import AutoTokenizer, MPNetConfig, MPNetForQuestionAnswering
-
-    folder = tmp_path_factory.mktemp("tiny-mpnet")
-    base = encoders.mpnet_path()
-    tok = AutoTokenizer.from_pretrained(str(base), use_fast=True)
-    torch.manual_seed(0)
-    cfg = MPNetConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=514)
-    MPNetForQuestionAnswering(cfg).save_pretrained(str(folder))
-    tok.save_pretrained(str(folder))
-    return folder
+from rag import adapters
 
 
 def test_merge_matches_peft(tiny_mpnet):

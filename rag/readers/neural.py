@@ -110,31 +110,22 @@ def choose_precision(precision: str, device: str, model_path: Path) -> str:
     return kept.get("cpu_precision", "fp32")
 
 
-def to_precision(model, precision: str, device: str = "cpu"):
+def to_precision(model, precision: str, device: str = "cpu", model_path: str | os.PathLike | None = None):
     """An fp32 ``model`` made to run in ``precision``: "fp32" as it is, "int8" dynamic quantisation
-    of its Linear layers (on a CPU; elsewhere it stays fp32), "bf16" bf16 weights. The one place
-    both the reader and the dev measurement behind ``inference.json`` convert a model."""
+    of its Linear layers (on a CPU; elsewhere it stays fp32), smoothed by the activation maxima in
+    ``model_path`` where that folder has them (``rag.readers.int8``), "bf16" bf16 weights. The one
+    place both the reader and the dev measurement behind ``inference.json`` convert a model."""
     if precision not in PRECISIONS[1:]:
         raise ValueError(f"precision must be fp32, int8 or bf16, got {precision!r}")
     if precision == "int8" and device == "cpu":
-        return quantize_int8(model)
+        from . import int8
+
+        return int8.quantize_int8(model, int8.load_smoothing(model_path) if model_path is not None else None)
     if precision == "bf16":
         import torch
 
         return model.to(torch.bfloat16)
     return model
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantisation of the Linear layers (CPU inference; weights int8, activations
-    quantised on the fly). torch marks eager-mode quantisation deprecated: warnings are muted."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def clip_question(tokenizer, question: str) -> str:
@@ -253,7 +244,7 @@ class NeuralReader:
                 raise ValueError("NeuralReader needs a fast tokenizer (offset mapping)")
             model = model.float().to(device).eval()  # shipped weights are fp16: compute in fp32
             precision = choose_precision(self.precision, device, self.model_path)
-            model = to_precision(model, precision, device)
+            model = to_precision(model, precision, device, self.model_path)
             self.precision_used = precision
             self._tokenizer, self._model = tok, model
         return self

@@ -340,7 +340,8 @@ def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length:
 
 def load_model(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32"):
     """Tokenizer and model, loaded in fp32 whatever the stored dtype, then run in ``precision``:
-    "fp32", "int8" (dynamic quantisation of the Linear layers, CPU) or "bf16" (bf16 weights), by the
+    "fp32", "int8" (dynamic quantisation of the Linear layers, CPU, smoothed where the folder has
+    ``int8_smoothing.safetensors``) or "bf16" (bf16 weights), by the
     same conversion ``NeuralReader`` makes (``rag.readers.neural.to_precision``)."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -352,7 +353,7 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu", precision: str
     else:
         tok = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
         model = AutoModelForQuestionAnswering.from_pretrained(str(model_dir)).float().to(device).eval()
-    return tok, to_precision(model, precision, device)
+    return tok, to_precision(model, precision, device, model_dir)
 
 
 def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
