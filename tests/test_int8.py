@@ -53,7 +53,9 @@ def test_smoothing_alone_changes_nothing(tiny_mpnet):
     want = _logits(model, _batches(1, seed=9)[0])
     smoothed = copy.deepcopy(model)
     int8.smooth(smoothed, {"alpha": 0.8, "maxima": maxima})
-    assert sum(isinstance(m, int8.SmoothedLinear) for m in smoothed.modules()) == len(maxima)
+    down = [n for n in maxima if n.endswith("output.dense") and ".attention." not in n]
+    assert down and set(int8.smoothed_names(model)) == set(maxima) - set(down)
+    assert sum(isinstance(m, int8.SmoothedLinear) for m in smoothed.modules()) == len(maxima) - len(down)
     assert torch.allclose(_logits(smoothed, _batches(1, seed=9)[0]), want, atol=1e-4)
 
 
@@ -68,6 +70,9 @@ def test_smoothed_int8_tracks_fp32_where_plain_int8_does_not(tiny_mpnet):
     err_smooth = sum(float((_logits(smooth, b) - w).abs().mean()) for b, w in zip(probe, want))
     assert err_smooth < 0.5 * err_plain, (err_smooth, err_plain)
     assert isinstance(smooth.qa_outputs, torch.nn.Linear)  # the head stays fp32
+    mods = dict(smooth.named_modules())
+    assert all(type(mods[n]) is torch.nn.Linear for n in mods if n.endswith(".output.dense"))  # down projections fp32
+    assert all(type(mods[f"{n}.linear"]) is not torch.nn.Linear for n in int8.smoothed_names(model))  # quantised
 
 
 def test_smoothing_file_round_trip_and_refusals(tiny_mpnet, tmp_path):

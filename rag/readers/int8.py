@@ -12,7 +12,8 @@ from the largest activation each input channel reached on calibration windows (t
 never dev). The weights ``W diag(s)`` are quantised per output channel; ``x / s`` is one
 elementwise multiply before the quantised matmul. MPNet is a post-LayerNorm network (a block's
 input is also its residual), so ``1 / s`` cannot be folded into the LayerNorm before it: it stays
-a multiply.
+a multiply. The feed-forward down projections, whose inputs (GELU outputs) hold the worst outliers,
+stay fp32 with the QA head (``smoothed_names``).
 
 The maxima live in the model folder as ``int8_smoothing.safetensors`` (one vector per Linear input,
 fp32, alpha in its metadata), written by ``python -m rag.train.calibrate_int8``. A folder without
@@ -39,8 +40,19 @@ HEAD = "qa_outputs"  # the QA head (2 outputs) stays fp32: too small to gain, ea
 
 
 def linear_names(model) -> list[str]:
-    """The Linear layers int8 quantises: every one but the QA head."""
+    """Every Linear layer but the QA head: the ones calibration measures."""
     return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not n.startswith(HEAD)]
+
+
+def smoothed_names(model) -> list[str]:
+    """The Linear layers smoothed int8 quantises: all of ``linear_names`` but the feed-forward down
+    projections (more inputs than outputs: 3072 -> 768 in MPNet). Their inputs, GELU outputs, hold
+    the largest outliers (|x| up to 95 against a few elsewhere); kept fp32 they cost a third of the
+    int8 speed-up and remove the loss: on 200 SQuAD dev questions (seed 29) smoothed int8 with them
+    fp32 scored 0.831 / 0.734 (HasAns F1 / best F1) in 36 s against fp32's 0.819 / 0.734 in 58 s,
+    and 0.809 / 0.694 in 29 s with them quantised too."""
+    mods = dict(model.named_modules())
+    return [n for n in linear_names(model) if mods[n].in_features <= mods[n].out_features]
 
 
 def activation_maxima(model, batches: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -113,10 +125,10 @@ class SmoothedLinear(torch.nn.Module):
 
 
 def smooth(model, smoothing: dict[str, Any]) -> None:
-    """Rescale every ``linear_names`` layer of ``model`` in place (weights times ``s``, each wrapped
-    to divide its input by ``s``). ModelError when the maxima do not fit the model."""
+    """Rescale every ``smoothed_names`` layer of ``model`` in place (weights times ``s``, each
+    wrapped to divide its input by ``s``). ModelError when the maxima do not fit the model."""
     alpha, maxima = smoothing["alpha"], smoothing["maxima"]
-    names = linear_names(model)
+    names = smoothed_names(model)
     mods = dict(model.named_modules())
     missing = [n for n in names if n not in maxima or maxima[n].numel() != mods[n].in_features]
     if missing:
@@ -135,14 +147,16 @@ def smooth(model, smoothing: dict[str, Any]) -> None:
 
 def quantize_int8(model, smoothing: dict[str, Any] | None = None):
     """Dynamic int8 quantisation for CPU inference. With ``smoothing`` (``load_smoothing``): the
-    Linear layers smoothed, then quantised with per-output-channel weight scales, the QA head kept
-    fp32. Without: every Linear layer quantised per tensor (the older behaviour). torch marks
-    eager-mode quantisation deprecated: warnings are muted."""
+    ``smoothed_names`` layers smoothed, then quantised with per-output-channel weight scales; the
+    feed-forward down projections and the QA head stay fp32. Without: every Linear layer quantised
+    per tensor (the older behaviour). torch marks eager-mode quantisation deprecated: warnings are
+    muted."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if smoothing is None:
             return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        names = smoothed_names(model)
         smooth(model, smoothing)
         qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-        spec = {n: qconfig for n in linear_names(model)}
+        spec = {f"{n}.linear": qconfig for n in names}
         return torch.ao.quantization.quantize_dynamic(model, spec)
