@@ -124,9 +124,10 @@ class SmoothedLinear(torch.nn.Module):
         return self.linear(x * self.inv_scale.to(x.dtype))
 
 
-def smooth(model, smoothing: dict[str, Any]) -> None:
+def smooth(model, smoothing: dict[str, Any]) -> list[str]:
     """Rescale every ``smoothed_names`` layer of ``model`` in place (weights times ``s``, each
-    wrapped to divide its input by ``s``). ModelError when the maxima do not fit the model."""
+    wrapped to divide its input by ``s``); returns their names. ModelError when the maxima do not
+    fit the model."""
     alpha, maxima = smoothing["alpha"], smoothing["maxima"]
     names = smoothed_names(model)
     mods = dict(model.named_modules())
@@ -143,6 +144,7 @@ def smooth(model, smoothing: dict[str, Any]) -> None:
             lin.weight.mul_(s.to(lin.weight.dtype))
             parent_name, _, child = n.rpartition(".")
             setattr(mods[parent_name] if parent_name else model, child, SmoothedLinear(lin, 1.0 / s))
+    return names
 
 
 def quantize_int8(model, smoothing: dict[str, Any] | None = None):
@@ -155,8 +157,7 @@ def quantize_int8(model, smoothing: dict[str, Any] | None = None):
         warnings.simplefilter("ignore")
         if smoothing is None:
             return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        names = smoothed_names(model)
-        smooth(model, smoothing)
+        names = smooth(model, smoothing)
         qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
         spec = {f"{n}.linear": qconfig for n in names}
         return torch.ao.quantization.quantize_dynamic(model, spec)

@@ -31,10 +31,9 @@ def calibrate(model_dir: str | Path, data: str | Path, *, questions: int = 64, s
     from .. import adapters
     from ..eval.datasets import squad_articles
     from ..readers import int8
-    from .neural import TEST_ONLY_DATA, collate, featurize, flatten, load_model, resolve_dev_titles
+    from .neural import collate, featurize, flatten, is_test_only, load_model, resolve_dev_titles
 
-    name = Path(data).name
-    if any(name.startswith(t) for t in TEST_ONLY_DATA):
+    if is_test_only(data):
         raise InputError(f"{data} is test-only data (../shared/data/README.md): calibrate on training data, "
                          "e.g. ../shared/data/squad-pool.json.gz")
     if questions < 1:
@@ -57,7 +56,7 @@ def calibrate(model_dir: str | Path, data: str | Path, *, questions: int = 64, s
     batches = (collate(feats[i: i + batch_size], pad, with_labels=False) for i in range(0, len(feats), batch_size))
     t0 = time.time()
     maxima = int8.activation_maxima(model, batches)
-    info = {"data": name, "questions": len(picked), "windows": len(feats), "seed": seed,
+    info = {"data": Path(data).name, "questions": len(picked), "windows": len(feats), "seed": seed,
             "max_length": max_length, "split": "training articles (not the dev titles)",
             "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}
     path = int8.save_smoothing(model_dir, maxima, alpha=alpha, info=info)

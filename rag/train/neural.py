@@ -99,6 +99,11 @@ def resolve_dev_titles(articles: Sequence[dict[str, Any]], *, n_dev: int = 10, s
 TEST_ONLY_DATA = ("squadshifts-new-wiki",)  # ../shared/data/README.md: an out-of-domain test, never trained on
 
 
+def is_test_only(path: str | os.PathLike) -> bool:
+    """True for a ``TEST_ONLY_DATA`` file: never trained, tuned or calibrated on."""
+    return any(Path(path).name.startswith(t) for t in TEST_ONLY_DATA)
+
+
 def parse_mix(spec: str) -> tuple[str, float | None]:
     """``FILE`` or ``FILE:FRACTION`` (``rag train-reader --mix``) as (path, fraction or None = all of it).
 
@@ -131,7 +136,7 @@ def mix_examples(specs: Sequence[tuple[str, float | None]], *, n_train: int, see
     records = []
     for k, (path, fraction) in enumerate(specs):
         name = Path(path).name
-        if any(name.startswith(t) for t in TEST_ONLY_DATA):
+        if is_test_only(path):
             raise InputError(f"--mix {path}: {name} is test-only data (an out-of-domain test of answer spans, "
                              "../shared/data/README.md); mix in training data such as squadshifts-reddit or "
                              "squadshifts-amazon")
