@@ -247,3 +247,46 @@ def test_train_with_mix_logs_it_and_resume_keeps_it(tiny_qa_model, data_file, tm
     with pytest.raises(InputError, match="shares paragraphs"):
         T.train_reader(data_file, refused, max_steps=1, mix=[(str(data_file), None)], **kw)
     assert not refused.exists()  # a refused run writes nothing
+
+
+def test_context_negatives_pair_questions_with_near_miss_paragraphs_of_their_article():
+    from rag.errors import InputError
+
+    exs = T.flatten(squad_fixture()["data"])
+    neg = T.context_negatives(exs, 1.0, seed=13)
+    by_id = {e["id"]: e for e in exs}
+    # only Marie_Curie has a second paragraph; every answerable question of it gets one negative
+    assert sorted(e["id"] for e in neg) == ["neg:c1", "neg:c2", "neg:c3", "neg:d1"]
+    for e in neg:
+        src = by_id[e["id"][4:]]
+        assert e["impossible"] and e["answers"] == [] and e["question"] == src["question"]
+        assert e["title"] == src["title"] and e["context"] != src["context"]
+        assert not any(t.lower() in e["context"].lower() for t, _ in src["answers"])
+    assert {e["id"]: e["context"] for e in neg}["neg:c1"] == CTX3 and {e["id"]: e["context"] for e in neg}["neg:d1"] == CTX2
+    # an answer found in the other paragraph too: no negative for that question
+    exs2 = T.flatten(squad_fixture()["data"])
+    for e in exs2:
+        if e["context"] == CTX3:
+            e["context"] = CTX3 + " Warsaw is far away."
+    assert "neg:c1" not in {e["id"] for e in T.context_negatives(exs2, 1.0, seed=13)}
+    half = T.context_negatives(exs, 0.5, seed=13)
+    assert len(half) <= 4 and half == T.context_negatives(exs, 0.5, seed=13)  # seeded
+    with pytest.raises(InputError, match="above 0"):
+        T.context_negatives(exs, 0.0, seed=13)
+
+
+def test_train_with_context_negatives_logs_them_and_resume_must_repeat_them(tiny_qa_model, data_file, tmp_path):
+    from rag.errors import InputError
+
+    out = tmp_path / "run"
+    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3, n_dev=1,
+              checkpoint_every=1, progress=False, device="cpu", evaluate=False, dev_titles=["Eiffel_Tower"])
+    m = T.train_reader(data_file, out, max_steps=1, context_negatives_fraction=1.0, **kw)
+    assert m["finished"]
+    start = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()
+             if '"event": "start"' in x][-1]
+    assert start["context_negatives"] == 4 and start["train_questions"] == start["main_train_questions"] + 4
+    assert start["train_unanswerable"] == 2 + 4
+    with pytest.raises(InputError, match="--context-negatives 1"):
+        T.train_reader(data_file, out, max_steps=2, resume=True, **kw)
+    assert T.train_reader(data_file, out, max_steps=2, resume=True, context_negatives_fraction=1.0, **kw)["step"] == 2

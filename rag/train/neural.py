@@ -156,6 +156,46 @@ def mix_examples(specs: Sequence[tuple[str, float | None]], *, n_train: int, see
     return extra, records
 
 
+def context_negatives(examples: Sequence[dict[str, Any]], fraction: float, *, seed: int) -> list[dict[str, Any]]:
+    """Unanswerable questions made from answerable ones: the question paired with the paragraph of
+    its own article that shares the most of its words (``rag.lexical.tokenize``) and holds none of
+    its answers (case-insensitively). That is the near-miss a retriever hands the reader in use: on
+    topic, about the same thing, without the answer. Trained as "no answer", it teaches the reader to
+    keep its span scores low on such passages, which joint normalisation over the retrieved passages
+    (``rag.readers.neural``) compares with the passage that does answer.
+
+    ``fraction`` of the answerable questions (drawn with ``seed``) get one such negative; a question
+    whose article has no other paragraph free of its answers gets none. Ids are ``neg:<id>``."""
+    if not fraction > 0:
+        raise InputError(f"--context-negatives must be above 0 (e.g. 0.3), got {fraction:g}")
+    from ..lexical import tokenize
+
+    by_title: dict[str, list[str]] = {}
+    for e in examples:
+        paras = by_title.setdefault(e["title"], [])
+        if e["context"] not in paras:
+            paras.append(e["context"])
+    words = {c: set(tokenize(c)) for paras in by_title.values() for c in paras}
+    answerable = [e for e in examples if not e["impossible"]]
+    rng = random.Random(f"{seed}/context-negatives")
+    drawn = rng.sample(answerable, min(len(answerable), round(fraction * len(answerable))))
+    out = []
+    for e in drawn:
+        answers = {t.lower() for t, _ in e["answers"] if t.strip()}
+        q = set(tokenize(e["question"]))
+        best, best_key = None, None
+        for c in by_title[e["title"]]:
+            if c == e["context"] or any(a in c.lower() for a in answers):
+                continue
+            key = (len(q & words[c]), -len(c))  # most shared words; the shorter paragraph on a tie
+            if best_key is None or key > best_key:
+                best, best_key = c, key
+        if best is not None:
+            out.append({"id": f"neg:{e['id']}", "title": e["title"], "question": e["question"], "context": best,
+                        "answers": [], "impossible": True})
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Features
 # ----------------------------------------------------------------------------------------------
@@ -498,7 +538,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  lora_rank: int = 0, lora_alpha: float | None = None,
                  init_adapter: str | os.PathLike | None = None,
                  freeze_embeddings: bool = False,
-                 mix: Sequence[tuple[str, float | None]] = ()) -> dict[str, Any]:
+                 mix: Sequence[tuple[str, float | None]] = (),
+                 context_negatives_fraction: float = 0.0) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
     all-mpnet-base-v2, any model folder, or a hub id) for SQuAD 2.0 extractive QA.
 
@@ -518,6 +559,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     ``mix``: extra training data, (SQuAD-format file, fraction) pairs (``parse_mix``,
     ``mix_examples``): answerable-only sets such as squadshifts-reddit/-amazon shift the no-answer
     prior, so the fraction is a choice for dev to make. Dev stays the main file's held-out articles.
+    ``context_negatives_fraction`` > 0 adds that fraction of the main training split's answerable
+    questions again as unanswerable ones, each paired with a near-miss paragraph of its own article
+    (``context_negatives``); ``resume`` must repeat it.
 
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
@@ -553,8 +597,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     if limit:
         train_ex = train_ex[:limit]
     n_main = len(train_ex)
+    negatives = (context_negatives(train_ex, context_negatives_fraction, seed=seed)
+                 if context_negatives_fraction else [])
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
-    train_ex += mixed
+    train_ex += negatives + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
     (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
                                          encoding="utf-8")
@@ -582,6 +628,11 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         if [(m["path"], m["fraction"]) for m in saved_mix] != [(m["path"], m["fraction"]) for m in mix_records]:
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
+            raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
+                             "(its batches continue where they stopped) or use another --out")
+        saved_neg = float(resume_state.get("info", {}).get("context_negatives_fraction") or 0.0)
+        if saved_neg != float(context_negatives_fraction or 0.0):
+            was = f"--context-negatives {saved_neg:g}" if saved_neg else "no --context-negatives"
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
         src = str(ckpt_dir) if not lora_rank else base_src
@@ -640,7 +691,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "max_length": max_length, "stride": stride, "epochs": epochs, "batch_size": batch_size,
             "lr": lr, "weight_decay": weight_decay, "warmup": warmup, "seed": seed,
             "noans_weight": noans_weight, "train_questions": len(train_ex), "main_train_questions": n_main,
-            "mix": mix_records,
+            "mix": mix_records, "context_negatives_fraction": float(context_negatives_fraction or 0.0),
+            "context_negatives": len(negatives),
             "train_unanswerable": sum(e["impossible"] for e in train_ex), "train_windows": len(feats),
             "total_steps": total, "steps_per_epoch": per_epoch, "dev_titles": dev_titles,
             "dev_questions": len(dev_ex), "device": device, "threads": torch.get_num_threads(),
@@ -849,6 +901,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train on this SQuAD-format file (repeatable), e.g. "
                         "../shared/data/squadshifts-reddit.json.gz:0.25 = a quarter as many questions as the "
                         "main data's training split, drawn with --seed (no fraction: all of it)")
+    p.add_argument("--context-negatives", type=float, default=0.0, metavar="FRACTION",
+                   help="add this fraction of the training split's answerable questions again as unanswerable "
+                        "ones, each with the paragraph of its own article that shares the most words with it and "
+                        "holds no answer (the near misses retrieval hands the reader), e.g. 0.3")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
@@ -885,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads,
         precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings,
-        mix=[parse_mix(m) for m in args.mix])
+        mix=[parse_mix(m) for m in args.mix], context_negatives_fraction=args.context_negatives)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
