@@ -19,9 +19,14 @@ def test_markdown_has_every_reader_and_section():
                           "best_f1_HasAns_f1": 71.0, "best_f1_NoAns_acc": 66.0, "questions_per_s": 3.0}],
            "new_wiki": [{"reader": "minilm", "total": 400, "HasAns_f1": 69.0},
                         {"reader": "mpnet int8", "total": 400, "HasAns_f1": 80.5}],
+           "squad_near_misses": [{"reader": "mpnet bf16", "total": 300, "distractors": 4, "HasAns_f1_span": 74.0,
+                                  "best_f1": 66.0, "best_f1_HasAns_f1": 65.0, "best_f1_NoAns_acc": 70.0,
+                                  "questions_per_s": 1.5}],
            "gold": [_gold("fast", "test", 0.54), _gold("fused", "test", 0.70)]}
     md = markdown(res)
     assert "| mpnet int8 | 0.780 | 0.702 | 0.710 | 0.660 | 3.0 |" in md  # percentages become fractions
+    assert "**SQuAD dev with near misses** (300 of those questions" in md and "the 4 paragraphs" in md
+    assert "| mpnet bf16 | 0.740 | 0.660 | 0.650 | 0.700 | 1.5 |" in md
     assert "new-wiki" in md and "mpnet int8 0.805" in md
     assert "**Gold test split** (69 questions" in md and "| fused | 0.700 |" in md
     assert "| fast | 0.900 | 0.540 |" in md  # per-type row, types sorted (date, person)

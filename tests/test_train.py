@@ -290,3 +290,32 @@ def test_train_with_context_negatives_logs_them_and_resume_must_repeat_them(tiny
     with pytest.raises(InputError, match="--context-negatives 1"):
         T.train_reader(data_file, out, max_steps=2, resume=True, **kw)
     assert T.train_reader(data_file, out, max_steps=2, resume=True, context_negatives_fraction=1.0, **kw)["step"] == 2
+
+
+def test_grouped_predict_reads_passages_jointly_and_evaluate_adds_near_misses(tiny_qa_model, data_file):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_qa_model))
+    model = AutoModelForQuestionAnswering.from_pretrained(str(tiny_qa_model)).eval()
+    exs = T.flatten(squad_fixture()["data"])
+    c1 = next(e for e in exs if e["id"] == "c1")
+    read = [c1, {**c1, "context": CTX3}]
+    kw = dict(max_length=48, stride=16, progress=False)
+    alone_p, alone_d = T.predict(model, tok, read, **kw)  # each its own question: ids collide, so c1 twice
+    best, null = T._predict_raw(model, tok, read, batch_size=64, max_answer_tokens=30, device="cpu", **kw)
+    joint_p, joint_d = T.predict(model, tok, read, groups=[0, 0], **kw)
+    assert list(joint_p) == ["c1"]
+    k = max(best, key=lambda i: best[i][0])  # the better passage's span wins, the smaller null counts
+    assert joint_p["c1"] == best[k][1]
+    assert joint_d["c1"] == pytest.approx(min(null.values()) - best[k][0])
+    assert T.predict(model, tok, [c1], **kw) == T.predict(model, tok, [c1], groups=[7], **kw)
+
+    near = T.NearMisses(exs)
+    assert near.rank(c1, 5) == [CTX3]  # the article's other paragraph, not the question's own
+    assert near.rank({**c1, "answers": [("Danube", 0)]}, 5) == []  # a paragraph holding an answer is no miss
+    plain = T.evaluate_model(tiny_qa_model, data_file, titles=["Marie_Curie"], progress=False, max_length=48,
+                             stride=16)
+    mixed = T.evaluate_model(tiny_qa_model, data_file, titles=["Marie_Curie"], progress=False, max_length=48,
+                             stride=16, distractors=2)
+    assert plain["distractors"] == 0 and mixed["distractors"] == 2
+    assert plain["total"] == mixed["total"] == 6  # still one prediction per question

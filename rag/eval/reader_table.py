@@ -8,6 +8,11 @@ Rows (each measured in this one run, on this machine):
     given, ``--dev-sample`` questions drawn with seed 13 or all 3,751): the neural readers
     (MiniLM, MPNet in fp32 and in int8), HasAns F1 of the best span, overall F1 and NoAns accuracy
     at the best threshold (the official SQuAD 2.0 sweep), questions per second;
+  * SQuAD dev with near misses (``--near-misses K``, ``--near-miss-sample`` questions): the same
+    readers, each question read with its paragraph and the K paragraphs of its article that share
+    the most words with it and hold no gold answer, jointly as the pipeline reads retrieved passages
+    (``rag.train.neural.NearMisses``): what on-topic passages without the answer do to spans and
+    abstention;
   * SQuADShifts new-wiki (``--wiki-sample`` questions, all answerable): HasAns F1 of the best span;
   * the gold set (``evals/gold.jsonl``), dev and test split, hybrid retrieval at the library's k,
     every reader through ``rag.load``: HasAns F1, evidence containment, NoAns accuracy, overall F1
@@ -31,7 +36,7 @@ GOLD_READERS = ("features", "minilm", "fast", "mpnet", "fused")
 
 
 def neural_rows(data: str, *, titles: list[str] | None, sample: int | None, progress: bool,
-                mpnet_precisions: tuple[str, ...] = ("fp32", "int8")) -> list[dict[str, Any]]:
+                mpnet_precisions: tuple[str, ...] = ("fp32", "int8"), distractors: int = 0) -> list[dict[str, Any]]:
     from ..readers import registry
     from ..train.neural import evaluate_model
 
@@ -42,7 +47,7 @@ def neural_rows(data: str, *, titles: list[str] | None, sample: int | None, prog
             print(f"reader_table: skipping {label}: {registry.missing_reason(model)}", file=sys.stderr)
             continue
         m = evaluate_model(registry.model_folder(model), data, titles=titles, sample=sample, precision=precision,
-                           progress=progress)
+                           progress=progress, distractors=distractors)
         rows.append({"reader": label, **m})
         print(f"  {label}: {json.dumps({k: m.get(k) for k in ('HasAns_f1_span', 'HasAns_f1', 'best_f1', 'seconds')})}",
               file=sys.stderr, flush=True)
@@ -90,6 +95,17 @@ def markdown(res: dict[str, Any]) -> str:
             out.append(f"| {r['reader']} | {_f(r['HasAns_f1_span'])} | {_f(r['best_f1'])} | "
                        f"{_f(r['best_f1_HasAns_f1'])} | {_f(r['best_f1_NoAns_acc'])} | {r['questions_per_s']} |")
         out.append("")
+    if res.get("squad_near_misses"):
+        rows = res["squad_near_misses"]
+        out += [f"**SQuAD dev with near misses** ({rows[0]['total']} of those questions, each read jointly with its "
+                f"paragraph and the {rows[0]['distractors']} paragraphs of its article that share the most words with "
+                "it and hold no gold answer):", "",
+                "| reader | HasAns F1 (best span) | overall F1 at best threshold | HasAns F1 there | NoAns acc there | questions/s |",
+                "|---|---|---|---|---|---|"]
+        for r in rows:
+            out.append(f"| {r['reader']} | {_f(r['HasAns_f1_span'])} | {_f(r['best_f1'])} | "
+                       f"{_f(r['best_f1_HasAns_f1'])} | {_f(r['best_f1_NoAns_acc'])} | {r['questions_per_s']} |")
+        out.append("")
     if res.get("new_wiki"):
         n = res["new_wiki"][0].get("total") or res["new_wiki"][0].get("HasAns_total")
         out += [f"**SQuADShifts new-wiki** (test only, gold paragraph, {n} questions): HasAns F1 "
@@ -120,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--squad", default=None, help="the SQuAD pool (its dev articles are scored)")
     ap.add_argument("--dev-sample", type=int, default=None, help="SQuAD dev questions (default: all)")
+    ap.add_argument("--near-misses", type=int, default=0, metavar="K",
+                    help="also score SQuAD dev with K near-miss paragraphs of each question's article read "
+                         "jointly with its own (0: not)")
+    ap.add_argument("--near-miss-sample", type=int, default=1000,
+                    help="SQuAD dev questions for the near-miss rows (seed 13; default 1000)")
     ap.add_argument("--new-wiki", default=None, help="squadshifts-new-wiki.json.gz")
     ap.add_argument("--wiki-sample", type=int, default=None, help="new-wiki questions (default: all)")
     ap.add_argument("--mpnet-precisions", default="fp32,int8", help="MPNet rows on SQuAD, comma-separated: any of fp32, int8, bf16")
@@ -158,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         titles = resolve_dev_titles(squad_articles(a.squad))
         res["squad_dev"] = neural_rows(a.squad, titles=titles, sample=a.dev_sample, progress=not a.quiet,
                                        mpnet_precisions=precisions)
+        if a.near_misses:
+            res["squad_near_misses"] = neural_rows(a.squad, titles=titles, sample=a.near_miss_sample,
+                                                   progress=not a.quiet, mpnet_precisions=precisions,
+                                                   distractors=a.near_misses)
+    elif a.near_misses:
+        ap.error("--near-misses scores SQuAD dev articles: pass --squad too")
     if a.new_wiki:
         res["new_wiki"] = neural_rows(a.new_wiki, titles=None, sample=a.wiki_sample, progress=not a.quiet,
                                       mpnet_precisions=precisions)

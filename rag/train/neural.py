@@ -156,42 +156,50 @@ def mix_examples(specs: Sequence[tuple[str, float | None]], *, n_train: int, see
     return extra, records
 
 
+class NearMisses:
+    """Paragraphs of a question's own article ranked by the words they share with the question
+    (``rag.lexical.tokenize``; the shorter paragraph first on a tie): the near misses a retriever
+    hands the reader in use, on topic and without the answer."""
+
+    def __init__(self, examples: Iterable[dict[str, Any]]) -> None:
+        from ..lexical import tokenize
+
+        self._tokenize = tokenize
+        self.paragraphs: dict[str, list[str]] = {}
+        for e in examples:
+            paras = self.paragraphs.setdefault(e["title"], [])
+            if e["context"] not in paras:
+                paras.append(e["context"])
+        self._words = {c: set(tokenize(c)) for paras in self.paragraphs.values() for c in paras}
+
+    def rank(self, example: dict[str, Any], k: int) -> list[str]:
+        """Up to ``k`` paragraphs of the example's article other than its own, none holding one of
+        its answers (case-insensitively), most shared words first."""
+        answers = {t.lower() for t, _ in example["answers"] if t.strip()}
+        q = set(self._tokenize(example["question"]))
+        keyed = [((-len(q & self._words[c]), len(c)), n, c) for n, c in enumerate(self.paragraphs[example["title"]])
+                 if c != example["context"] and not any(a in c.lower() for a in answers)]
+        return [c for _, _, c in sorted(keyed)[:k]]
+
+
 def context_negatives(examples: Sequence[dict[str, Any]], fraction: float, *, seed: int) -> list[dict[str, Any]]:
-    """Unanswerable questions made from answerable ones: the question paired with the paragraph of
-    its own article that shares the most of its words (``rag.lexical.tokenize``) and holds none of
-    its answers (case-insensitively). That is the near-miss a retriever hands the reader in use: on
-    topic, about the same thing, without the answer. Trained as "no answer", it teaches the reader to
-    keep its span scores low on such passages, which joint normalisation over the retrieved passages
-    (``rag.readers.neural``) compares with the passage that does answer.
+    """Unanswerable questions made from answerable ones: the question paired with its nearest miss
+    (``NearMisses``: the paragraph of its own article that shares the most of its words and holds
+    none of its answers). Trained as "no answer", such pairs teach the reader to keep its span
+    scores low on the on-topic passages retrieval hands it, which joint normalisation over the
+    retrieved passages (``rag.readers.neural``) compares with the passage that does answer.
 
     ``fraction`` of the answerable questions (drawn with ``seed``) get one such negative; a question
     whose article has no other paragraph free of its answers gets none. Ids are ``neg:<id>``."""
     if not fraction > 0:
         raise InputError(f"--context-negatives must be above 0 (e.g. 0.3), got {fraction:g}")
-    from ..lexical import tokenize
-
-    by_title: dict[str, list[str]] = {}
-    for e in examples:
-        paras = by_title.setdefault(e["title"], [])
-        if e["context"] not in paras:
-            paras.append(e["context"])
-    words = {c: set(tokenize(c)) for paras in by_title.values() for c in paras}
+    near = NearMisses(examples)
     answerable = [e for e in examples if not e["impossible"]]
     rng = random.Random(f"{seed}/context-negatives")
-    drawn = rng.sample(answerable, min(len(answerable), round(fraction * len(answerable))))
     out = []
-    for e in drawn:
-        answers = {t.lower() for t, _ in e["answers"] if t.strip()}
-        q = set(tokenize(e["question"]))
-        best, best_key = None, None
-        for c in by_title[e["title"]]:
-            if c == e["context"] or any(a in c.lower() for a in answers):
-                continue
-            key = (len(q & words[c]), -len(c))  # most shared words; the shorter paragraph on a tie
-            if best_key is None or key > best_key:
-                best, best_key = c, key
-        if best is not None:
-            out.append({"id": f"neg:{e['id']}", "title": e["title"], "question": e["question"], "context": best,
+    for e in rng.sample(answerable, min(len(answerable), round(fraction * len(answerable)))):
+        for c in near.rank(e, 1):
+            out.append({"id": f"neg:{e['id']}", "title": e["title"], "question": e["question"], "context": c,
                         "answers": [], "impossible": True})
     return out
 
@@ -340,9 +348,37 @@ def _span_preds_scores(examples, span_preds):
 
 def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length: int = 384,
             stride: int = 128, batch_size: int = 64, max_answer_tokens: int = 30,
-            device: str = "cpu", progress: bool = True) -> tuple[dict[str, str], dict[str, float]]:
+            device: str = "cpu", progress: bool = True,
+            groups: Sequence[int] | None = None) -> tuple[dict[str, str], dict[str, float]]:
     """Best non-null span per question and its null-score difference ``null - best_span``
-    (logits; the SQuAD v2 ``na_prob`` used for thresholding: answer iff diff <= threshold)."""
+    (logits; the SQuAD v2 ``na_prob`` used for thresholding: answer iff diff <= threshold).
+
+    ``groups``: several examples (one question, several passages) read as one question, the way
+    ``rag.readers.neural`` reads retrieved passages: the best span over all their windows, and the
+    null logit of the most confident window. ``groups[i]`` is example ``i``'s group, and the result
+    is keyed by the id of each group's first example."""
+    best, null = _predict_raw(model, tokenizer, examples, max_length=max_length, stride=stride,
+                              batch_size=batch_size, max_answer_tokens=max_answer_tokens, device=device,
+                              progress=progress)
+    groups = list(range(len(examples))) if groups is None else list(groups)
+    first: dict[int, int] = {}
+    g_best: dict[int, tuple[float, str]] = {}
+    g_null: dict[int, float] = {}
+    for k, g in enumerate(groups):
+        first.setdefault(g, k)
+        if k in best and (g not in g_best or best[k][0] > g_best[g][0]):
+            g_best[g] = best[k]
+        if k in null:
+            g_null[g] = min(g_null.get(g, null[k]), null[k])
+    preds = {examples[k]["id"]: g_best[g][1] if g in g_best else "" for g, k in first.items()}
+    diffs = {examples[k]["id"]: g_null.get(g, 0.0) - (g_best[g][0] if g in g_best else -1e9)
+             for g, k in first.items()}
+    return preds, diffs
+
+
+def _predict_raw(model, tokenizer, examples, *, max_length, stride, batch_size, max_answer_tokens, device,
+                 progress) -> tuple[dict[int, tuple[float, str]], dict[int, float]]:
+    """Per example index: the best span's logit and text, and the smallest window null logit."""
     import torch
     from tqdm.auto import tqdm
 
@@ -378,9 +414,7 @@ def predict(model, tokenizer, examples: Sequence[dict[str, Any]], *, max_length:
                     ctx = examples[ex]["context"]
                     text = ctx[f["offsets"][a + i][0]: f["offsets"][a + j][1]]
                     best[ex] = (score, text)
-    preds = {examples[k]["id"]: best[k][1] if k in best else "" for k in range(len(examples))}
-    diffs = {examples[k]["id"]: null[k] - (best[k][0] if k in best else -1e9) for k in range(len(examples))}
-    return preds, diffs
+    return best, null
 
 
 def load_model(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32"):
@@ -404,9 +438,15 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu", precision: str
 def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
                    titles: Sequence[str] | None = None, sample: int | None = None, seed: int = 13,
                    max_length: int = 384, stride: int = 128, precision: str = "fp32",
-                   device: str = "cpu", batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+                   device: str = "cpu", batch_size: int = 64, progress: bool = True,
+                   distractors: int = 0) -> dict[str, Any]:
     """Given-paragraph SQuAD v2 metrics of a saved model on ``data`` (optionally only ``titles``
-    articles, optionally a seeded random sample of ``sample`` questions)."""
+    articles, optionally a seeded random sample of ``sample`` questions).
+
+    ``distractors`` > 0: each question is read with its paragraph and that many near misses of its
+    article besides (``NearMisses``: most shared words, none holding a gold answer), in one joint
+    reading as the pipeline reads retrieved passages: what retrieval puts before the reader, where a
+    reader must not be drawn to an on-topic passage that does not answer."""
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -417,10 +457,18 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
     exs = flatten(arts)
     if sample and sample < len(exs):
         exs = sorted(random.Random(seed).sample(exs, sample), key=lambda e: e["id"])
+    read, groups = exs, None
+    if distractors:
+        near = NearMisses(flatten(arts))
+        read, groups = [], []
+        for g, e in enumerate(exs):
+            for c in [e["context"], *near.rank(e, distractors)]:
+                read.append({**e, "context": c})
+                groups.append(g)
     tok, model = load_model(model_dir, device=device, precision=precision)
     t0 = time.time()
-    preds, diffs = predict(model, tok, exs, max_length=max_length, stride=stride,
-                           batch_size=batch_size, device=device, progress=progress)
+    preds, diffs = predict(model, tok, read, max_length=max_length, stride=stride,
+                           batch_size=batch_size, device=device, progress=progress, groups=groups)
     secs = time.time() - t0
     if all(not e["impossible"] for e in exs):
         m = _span_preds_scores(exs, preds)
@@ -429,6 +477,7 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
     m["seconds"] = round(secs, 1)
     m["questions_per_s"] = round(len(exs) / max(secs, 1e-9), 1)
     m["precision"] = precision
+    m["distractors"] = distractors
     return m
 
 
