@@ -319,3 +319,33 @@ def test_grouped_predict_reads_passages_jointly_and_evaluate_adds_near_misses(ti
                              stride=16, distractors=2)
     assert plain["distractors"] == 0 and mixed["distractors"] == 2
     assert plain["total"] == mixed["total"] == 6  # still one prediction per question
+
+
+def test_a_run_stopped_by_sigterm_and_resumed_logs_what_an_uninterrupted_run_logs(tiny_qa_model, data_file, tmp_path,
+                                                                                   monkeypatch):
+    import os
+    import signal
+
+    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3, n_dev=1,
+              checkpoint_every=0, progress=False, device="cpu", evaluate=False, max_steps=3)
+
+    def losses(out):
+        lines = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+        return [(d["step"], d["loss"]) for d in lines if "event" not in d]
+
+    T.train_reader(data_file, tmp_path / "straight", **kw)
+    real_collate, calls = T.collate, {"n": 0}
+
+    def collate_then_stop(*a, **k):  # SIGTERM arrives while step 2 is being prepared
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_collate(*a, **k)
+
+    monkeypatch.setattr(T, "collate", collate_then_stop)
+    stopped = T.train_reader(data_file, tmp_path / "cut", **kw)
+    monkeypatch.setattr(T, "collate", real_collate)
+    assert stopped["step"] == 2 and not stopped["finished"]
+    resumed = T.train_reader(data_file, tmp_path / "cut", resume=True, **kw)
+    assert resumed["finished"]
+    assert losses(tmp_path / "cut") == losses(tmp_path / "straight")  # the step-3 line: the mean of all 3 steps

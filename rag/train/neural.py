@@ -767,12 +767,14 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
     def state():
         return {"step": step, "total_steps": total, "windows_seen": seen,
-                "train_seconds": train_secs, "info": info}
+                "train_seconds": train_secs, "info": info, "running_loss": [run_loss, run_n]}
 
     pad_id = tok.pad_token_id or 0
     bar = tqdm(total=total, initial=step, desc="train", disable=not progress, mininterval=5,
                dynamic_ncols=True)
-    run_loss, run_n = 0.0, 0
+    run_loss, run_n = 0.0, 0  # the logged loss: mean since the last log line, carried across a resume
+    if resume_state is not None and resume_state.get("running_loss"):
+        run_loss, run_n = float(resume_state["running_loss"][0]), int(resume_state["running_loss"][1])
     t_last = time.time()
     try:
         while step < total and not stop["flag"]:
