@@ -31,3 +31,18 @@ def test_markdown_has_every_reader_and_section():
     assert "**Gold test split** (69 questions" in md and "| fused | 0.700 |" in md
     assert "| fast | 0.900 | 0.540 |" in md  # per-type row, types sorted (date, person)
     assert "Gold dev split" not in md  # no rows, no section
+
+
+def test_near_misses_option_is_checked_before_anything_runs(capsys, tmp_path):
+    import pytest
+
+    from rag.eval.reader_table import main
+
+    out = tmp_path / "table"
+    with pytest.raises(SystemExit):
+        main(["--near-misses", "-1", "--squad", "pool.json.gz", "--splits", "", "--out", str(out)])
+    assert "pass 0 (none) or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--near-misses", "4", "--splits", "", "--out", str(out)])
+    assert "pass --squad too" in capsys.readouterr().err
+    assert not out.exists()  # refused before anything is written

@@ -262,7 +262,8 @@ def test_context_negatives_pair_questions_with_near_miss_paragraphs_of_their_art
         assert e["impossible"] and e["answers"] == [] and e["question"] == src["question"]
         assert e["title"] == src["title"] and e["context"] != src["context"]
         assert not any(t.lower() in e["context"].lower() for t, _ in src["answers"])
-    assert {e["id"]: e["context"] for e in neg}["neg:c1"] == CTX3 and {e["id"]: e["context"] for e in neg}["neg:d1"] == CTX2
+    paired = {e["id"]: e["context"] for e in neg}
+    assert paired["neg:c1"] == CTX3 and paired["neg:d1"] == CTX2
     # an answer found in the other paragraph too: no negative for that question
     exs2 = T.flatten(squad_fixture()["data"])
     for e in exs2:
@@ -319,6 +320,10 @@ def test_grouped_predict_reads_passages_jointly_and_evaluate_adds_near_misses(ti
                              stride=16, distractors=2)
     assert plain["distractors"] == 0 and mixed["distractors"] == 2
     assert plain["total"] == mixed["total"] == 6  # still one prediction per question
+    from rag.errors import InputError
+
+    with pytest.raises(InputError, match="0 or more"):
+        T.evaluate_model(tiny_qa_model, data_file, titles=["Marie_Curie"], progress=False, distractors=-1)
 
 
 def test_a_run_stopped_by_sigterm_and_resumed_logs_what_an_uninterrupted_run_logs(tiny_qa_model, data_file, tmp_path,

@@ -83,29 +83,26 @@ def _f(x: Any) -> str:
     return f"{x / 100:.3f}" if x > 1.0 else f"{x:.3f}"
 
 
+def _squad_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The markdown lines of a table of given-paragraph SQuAD v2 rows (``evaluate_model``'s metrics)."""
+    return ["| reader | HasAns F1 (best span) | overall F1 at best threshold | HasAns F1 there | NoAns acc there | questions/s |",
+            "|---|---|---|---|---|---|",
+            *(f"| {r['reader']} | {_f(r['HasAns_f1_span'])} | {_f(r['best_f1'])} | "
+              f"{_f(r['best_f1_HasAns_f1'])} | {_f(r['best_f1_NoAns_acc'])} | {r['questions_per_s']} |" for r in rows)]
+
+
 def markdown(res: dict[str, Any]) -> str:
     out = [f"Measured {res['date']} on {res['machine']} in one run of `{res['command']}` "
            f"({res['seconds'] / 60:.0f} min).", ""]
     if res.get("squad_dev"):
         n = res["squad_dev"][0]["total"]
         out += [f"**SQuAD dev** (held-out pool articles, gold paragraph, {n} questions):", "",
-                "| reader | HasAns F1 (best span) | overall F1 at best threshold | HasAns F1 there | NoAns acc there | questions/s |",
-                "|---|---|---|---|---|---|"]
-        for r in res["squad_dev"]:
-            out.append(f"| {r['reader']} | {_f(r['HasAns_f1_span'])} | {_f(r['best_f1'])} | "
-                       f"{_f(r['best_f1_HasAns_f1'])} | {_f(r['best_f1_NoAns_acc'])} | {r['questions_per_s']} |")
-        out.append("")
+                *_squad_table(res["squad_dev"]), ""]
     if res.get("squad_near_misses"):
         rows = res["squad_near_misses"]
         out += [f"**SQuAD dev with near misses** ({rows[0]['total']} of those questions, each read jointly with its "
                 f"paragraph and the {rows[0]['distractors']} paragraphs of its article that share the most words with "
-                "it and hold no gold answer):", "",
-                "| reader | HasAns F1 (best span) | overall F1 at best threshold | HasAns F1 there | NoAns acc there | questions/s |",
-                "|---|---|---|---|---|---|"]
-        for r in rows:
-            out.append(f"| {r['reader']} | {_f(r['HasAns_f1_span'])} | {_f(r['best_f1'])} | "
-                       f"{_f(r['best_f1_HasAns_f1'])} | {_f(r['best_f1_NoAns_acc'])} | {r['questions_per_s']} |")
-        out.append("")
+                "it and hold no gold answer):", "", *_squad_table(rows), ""]
     if res.get("new_wiki"):
         n = res["new_wiki"][0].get("total") or res["new_wiki"][0].get("HasAns_total")
         out += [f"**SQuADShifts new-wiki** (test only, gold paragraph, {n} questions): HasAns F1 "
@@ -151,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="evals/reader_table")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if a.near_misses < 0:
+        ap.error(f"--near-misses: {a.near_misses} is not a number of paragraphs; pass 0 (none) or more, e.g. 4")
+    if a.near_misses and not a.squad:
+        ap.error("--near-misses scores SQuAD dev articles: pass --squad too")
 
     from ..train.neural import resolve_dev_titles
     from .datasets import squad_articles
@@ -183,8 +184,6 @@ def main(argv: list[str] | None = None) -> int:
             res["squad_near_misses"] = neural_rows(a.squad, titles=titles, sample=a.near_miss_sample,
                                                    progress=not a.quiet, mpnet_precisions=precisions,
                                                    distractors=a.near_misses)
-    elif a.near_misses:
-        ap.error("--near-misses scores SQuAD dev articles: pass --squad too")
     if a.new_wiki:
         res["new_wiki"] = neural_rows(a.new_wiki, titles=None, sample=a.wiki_sample, progress=not a.quiet,
                                       mpnet_precisions=precisions)

@@ -454,12 +454,14 @@ def evaluate_model(model_dir: str | os.PathLike, data: str | os.PathLike, *,
     if titles is not None:
         keep = set(titles)
         arts = [a for a in arts if a["title"] in keep]
-    exs = flatten(arts)
+    if distractors < 0:
+        raise InputError(f"distractors must be 0 or more near-miss paragraphs per question, got {distractors}")
+    everything = exs = flatten(arts)
     if sample and sample < len(exs):
         exs = sorted(random.Random(seed).sample(exs, sample), key=lambda e: e["id"])
     read, groups = exs, None
     if distractors:
-        near = NearMisses(flatten(arts))
+        near = NearMisses(everything)
         read, groups = [], []
         for g, e in enumerate(exs):
             for c in [e["context"], *near.rank(e, distractors)]:
@@ -673,15 +675,14 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         if saved_rank != lora_rank:
             raise ValueError(f"the checkpoint in {ckpt_dir} was trained with lora_rank={saved_rank}, not "
                              f"{lora_rank}: resume with the same settings or use another --out")
-        saved_mix = resume_state.get("info", {}).get("mix") or []
-        if [(m["path"], m["fraction"]) for m in saved_mix] != [(m["path"], m["fraction"]) for m in mix_records]:
+        saved = resume_state.get("info", {})
+        saved_mix = saved.get("mix") or []
+        saved_neg = float(saved.get("context_negatives_fraction") or 0.0)
+        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg) != (
+                [(m["path"], m["fraction"]) for m in mix_records], float(context_negatives_fraction or 0.0)):
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
-            raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
-                             "(its batches continue where they stopped) or use another --out")
-        saved_neg = float(resume_state.get("info", {}).get("context_negatives_fraction") or 0.0)
-        if saved_neg != float(context_negatives_fraction or 0.0):
-            was = f"--context-negatives {saved_neg:g}" if saved_neg else "no --context-negatives"
+            was += f" and --context-negatives {saved_neg:g}" if saved_neg else " and no --context-negatives"
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
         src = str(ckpt_dir) if not lora_rank else base_src
