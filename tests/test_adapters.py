@@ -255,3 +255,66 @@ def test_compress_a_full_finetune_run(tiny_mpnet, tmp_path):
         train_reader(data, tmp_path / "warm", encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4,
                      max_steps=1, progress=False, evaluate=False, max_length=64, stride=32,
                      init_adapter=tmp_path / "svd")
+
+
+def _random_adapter(tiny_mpnet, seed, rank):
+    from transformers import AutoModelForQuestionAnswering
+
+    torch.manual_seed(seed)
+    model = adapters.attach_lora(AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)), rank=rank)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n or "modules_to_save" in n:
+                p.normal_(0, 0.5)
+    return adapters.lora_state(model)
+
+
+def test_soup_is_the_weighted_mean_of_the_merged_weights(tiny_mpnet, tmp_path):
+    """The soup of two adapters (ranks 2 and 3), merged, has every weight and the head at the
+    weighted mean of the two merged models; the log holds both lineages and a soup record; bad
+    input is refused before anything is written."""
+    from transformers import AutoModelForQuestionAnswering
+
+    from rag.errors import InputError, ModelError
+    from rag.train import soup
+
+    base = {"name": "tiny", "sha256": "0" * 64}
+    folders = []
+    for seed, rank in ((1, 2), (2, 3)):
+        t, m = _random_adapter(tiny_mpnet, seed, rank)
+        f = adapters.save_adapter(t, m, tmp_path / f"a{seed}", base=base, dtype="float32")
+        (f / "train_log.jsonl").write_text('{"step": 50, "stage": 1}\n' + ('{"step": 50, "stage": 2}\n' if seed == 2 else ""))
+        folders.append(f)
+    record = soup.soup(folders, tmp_path / "s", weights=[3, 1], dtype="float32")
+    assert [i["weight"] for i in record["ingredients"]] == [0.75, 0.25] and record["rank"] == 5
+    tensors, meta = adapters.read_adapter(tmp_path / "s" / "export")
+    assert meta["rank"] == 5 and meta["scaling"] == 1.0 and meta["base"] == base
+
+    def merged(folder):
+        m = AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)).eval()
+        adapters.merge_into(m, *adapters.read_adapter(folder))
+        return dict(m.named_parameters())
+
+    one, two, mix = merged(folders[0]), merged(folders[1]), merged(tmp_path / "s" / "export")
+    moved = 0
+    for name, p in mix.items():
+        want = 0.75 * one[name] + 0.25 * two[name]
+        assert torch.allclose(p, want, atol=1e-5), name
+        moved += not torch.allclose(one[name], two[name])
+    assert moved > 12  # the adapted weights and the head differ between the two, so the test can fail
+    log = (tmp_path / "s" / "export" / "train_log.jsonl").read_text().splitlines()
+    assert log[:2] == ['{"step": 50, "stage": 1}', '{"step": 50, "stage": 2}'] and json.loads(log[2])["event"] == "soup"
+    assert soup.main([str(folders[0]), str(folders[1]), "--out", str(tmp_path / "cli")]) == 0
+    assert adapters.read_adapter(tmp_path / "cli" / "export")[1]["rank"] == 5
+
+    with pytest.raises(InputError, match="at least two"):
+        soup.soup(folders[:1], tmp_path / "x")
+    with pytest.raises(InputError, match="positive"):
+        soup.soup(folders, tmp_path / "x", weights=[1, 0])
+    other = adapters.save_adapter(*_random_adapter(tiny_mpnet, 3, 2), tmp_path / "b", base={**base, "sha256": "1" * 64})
+    with pytest.raises(ModelError, match="different bases"):
+        soup.soup([folders[0], other], tmp_path / "x")
+    with pytest.raises(ModelError, match="no adapter.json"):
+        soup.soup([folders[0], tmp_path], tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    assert soup.main([str(folders[0]), str(folders[1]), "--out", str(tmp_path / "x"), "--weights", "a,b"]) == 2
