@@ -590,7 +590,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  init_adapter: str | os.PathLike | None = None,
                  freeze_embeddings: bool = False,
                  mix: Sequence[tuple[str, float | None]] = (),
-                 context_negatives_fraction: float = 0.0) -> dict[str, Any]:
+                 context_negatives_fraction: float = 0.0,
+                 teacher: str | os.PathLike | None = None, distill_alpha: float = 0.5,
+                 distill_temperature: float = 2.0) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
     all-mpnet-base-v2, any model folder, or a hub id) for SQuAD 2.0 extractive QA.
 
@@ -614,6 +616,12 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     questions again as unanswerable ones, each paired with a near-miss paragraph of its own article
     (``context_negatives``); ``resume`` must repeat it.
 
+    ``teacher``: a reader folder (e.g. ``rag/models/reader_mpnet``) whose start/end logits over the
+    training windows the model also learns from (``rag.train.distill``): the loss is
+    ``distill_alpha`` x the plain loss + (1 - ``distill_alpha``) x the KL to the teacher's
+    distributions at temperature ``distill_temperature``. Its logits are computed before the first
+    step and kept in ``out_dir/teacher_logits.pt``; ``resume`` must name the same teacher.
+
     ``epochs`` may be fractional (e.g. 0.5 = half an epoch). ``max_steps`` overrides the planned
     number of optimizer steps (the LR schedule is planned for it). ``limit`` keeps the first
     ``limit`` training questions (smoke tests). ``noans_weight`` multiplies the loss of windows of
@@ -628,6 +636,13 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     from tqdm.auto import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
+    if teacher is not None and not (0.0 <= distill_alpha < 1.0 and distill_temperature > 0):
+        raise InputError(f"--distill-alpha must be in [0, 1) and --distill-temperature above 0, got "
+                         f"{distill_alpha:g} and {distill_temperature:g} (e.g. 0.5 and 2)")
+    if teacher is not None:
+        from . import distill
+
+        teacher_name = distill.teacher_id(teacher)  # a missing or empty teacher is refused before anything
     t_start = time.time()
     out = Path(out_dir)
     ckpt_dir = out / CHECKPOINT_NAME
@@ -685,6 +700,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             was += f" and --context-negatives {saved_neg:g}" if saved_neg else " and no --context-negatives"
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
+        if saved.get("teacher") != (teacher_name if teacher is not None else None):
+            raise InputError(f"the checkpoint in {ckpt_dir} was trained with teacher {saved.get('teacher')!r}: "
+                             "resume with the same --teacher (or none) or use another --out")
         src = str(ckpt_dir) if not lora_rank else base_src
     else:
         src = base_src
@@ -708,6 +726,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
     feats = featurize(train_ex, tok, max_length=max_length, stride=stride, train=True)
     lengths = [len(f["input_ids"]) for f in feats]
+    soft = (distill.cached_teacher_logits(out, teacher, train_ex, feats, device=device, progress=progress)
+            if teacher is not None else None)
     per_epoch = math.ceil(len(feats) / batch_size)
     total = max_steps if max_steps else max(1, math.ceil(per_epoch * epochs))
     if resume_state is not None:
@@ -743,6 +763,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "noans_weight": noans_weight, "train_questions": len(train_ex), "main_train_questions": n_main,
             "mix": mix_records, "context_negatives_fraction": float(context_negatives_fraction or 0.0),
             "context_negatives": len(negatives),
+            "teacher": teacher_name if teacher is not None else None,
+            "distill_alpha": distill_alpha if teacher is not None else None,
+            "distill_temperature": distill_temperature if teacher is not None else None,
             "train_unanswerable": sum(e["impossible"] for e in train_ex), "train_windows": len(feats),
             "total_steps": total, "steps_per_epoch": per_epoch, "dev_titles": dev_titles,
             "dev_questions": len(dev_ex), "device": device, "threads": torch.get_num_threads(),
@@ -792,6 +815,13 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                 ce = torch.nn.functional.cross_entropy
                 start_logits, end_logits = outp.start_logits.float(), outp.end_logits.float()
                 loss_i = (ce(start_logits, sp, reduction="none") + ce(end_logits, ep, reduction="none")) / 2
+                if soft is not None:
+                    n_pos = start_logits.shape[1]
+                    ts = distill.pad_targets([soft[i][0] for i in b], n_pos).to(device)
+                    te = distill.pad_targets([soft[i][1] for i in b], n_pos).to(device)
+                    kd = (distill.kd_loss(start_logits, ts, distill_temperature)
+                          + distill.kd_loss(end_logits, te, distill_temperature)) / 2
+                    loss_i = distill_alpha * loss_i + (1 - distill_alpha) * kd
                 w = torch.where(imp.to(device), torch.tensor(noans_weight, device=device),
                                 torch.tensor(1.0, device=device))
                 loss = (loss_i * w).sum() / w.sum()
@@ -957,6 +987,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add this fraction of the training split's answerable questions again as unanswerable "
                         "ones, each with the paragraph of its own article that shares the most words with it and "
                         "holds no answer (the near misses retrieval hands the reader), e.g. 0.3")
+    p.add_argument("--teacher", default=None, metavar="DIR",
+                   help="distil: also learn this reader's start/end distributions over the training windows "
+                        "(e.g. rag/models/reader_mpnet, to teach a MiniLM student)")
+    p.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="with --teacher: weight of the plain loss (the rest is the KL to the teacher)")
+    p.add_argument("--distill-temperature", type=float, default=2.0, help="with --teacher: softmax temperature")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--epochs", type=float, default=1.0, help="may be fractional")
@@ -993,7 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate=not args.no_eval, progress=not args.quiet, threads=args.threads,
         precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings,
-        mix=[parse_mix(m) for m in args.mix], context_negatives_fraction=args.context_negatives)
+        mix=[parse_mix(m) for m in args.mix], context_negatives_fraction=args.context_negatives,
+        teacher=args.teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
