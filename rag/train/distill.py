@@ -40,11 +40,8 @@ def teacher_id(teacher: str | os.PathLike) -> str:
     folder = Path(teacher)
     for name in ("adapter.safetensors", "model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
-            h = hashlib.sha256()
             with open(folder / name, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            return f"{folder}@{h.hexdigest()[:16]}"
+                return f"{folder}@{hashlib.file_digest(f, 'sha256').hexdigest()[:16]}"
     raise ModelError(f"--teacher {str(teacher)!r} holds no reader (adapter.safetensors or model.safetensors): "
                      "pass a reader folder such as rag/models/reader_mpnet")
 

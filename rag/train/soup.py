@@ -32,11 +32,8 @@ from ..errors import InputError, ModelError
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def soup_tensors(parts: Sequence[tuple[dict[str, Any], dict[str, Any]]], weights: Sequence[float]
