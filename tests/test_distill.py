@@ -2,7 +2,6 @@
 the KL term, and a tiny MiniLM-vocabulary student taught by a tiny MPNet teacher end to end."""
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -40,22 +39,9 @@ def test_kd_loss_is_zero_on_agreement_and_ignores_unmatched_positions():
     assert padded.tolist() == [[1.0, 2.0, NEG], [3.0, NEG, NEG]]
 
 
-def _squad(path):
-    import gzip
-
-    ctx = "Ankara bought the S-400 system from Russia in 2017. Deliveries began in July 2019."
-    qas = [{"id": f"q{i}", "question": q, "is_impossible": False,
-            "answers": [{"text": a, "answer_start": ctx.index(a)}]}
-           for i, (q, a) in enumerate([("When did deliveries begin?", "July 2019"),
-                                       ("Who sold the system?", "Russia")] * 3)]
-    qas.append({"id": "qx", "question": "Who is the mayor?", "is_impossible": True, "answers": []})
-    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": ctx, "qas": qas}]},
-                                        {"title": "D", "paragraphs": [{"context": ctx, "qas": qas[:2]}]}]}
-    with gzip.open(path, "wt", encoding="utf-8") as f:
-        json.dump(data, f)
-
-
 def test_a_student_learns_from_a_teacher_with_another_tokenizer(tiny_qa_model, tiny_mpnet, tmp_path, monkeypatch):
+    from test_adapters import _squad
+
     from rag.errors import InputError, ModelError
     from rag.train.neural import train_reader
 

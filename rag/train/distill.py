@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..encoders import file_sha256
 from ..errors import ModelError
-from ..readers.neural import choose_precision, clip_question, to_precision
+from ..readers.neural import clip_question
 
 TEACHER_FILE = "teacher_logits.pt"
 NEG = float("-inf")
@@ -40,26 +41,9 @@ def teacher_id(teacher: str | os.PathLike) -> str:
     folder = Path(teacher)
     for name in ("adapter.safetensors", "model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
-            with open(folder / name, "rb") as f:
-                return f"{folder}@{hashlib.file_digest(f, 'sha256').hexdigest()[:16]}"
+            return f"{folder}@{file_sha256(folder / name)[:16]}"
     raise ModelError(f"--teacher {str(teacher)!r} holds no reader (adapter.safetensors or model.safetensors): "
                      "pass a reader folder such as rag/models/reader_mpnet")
-
-
-def load_teacher(teacher: str | os.PathLike, device: str = "cpu"):
-    """(tokenizer, model) of a teacher folder: an adapter merged into its base, or a full model, in
-    the precision its folder keeps for this machine (``rag.readers.neural.choose_precision``)."""
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-    from .. import adapters
-
-    if adapters.is_adapter_folder(teacher):
-        tok, model = adapters.load_merged(teacher)
-    else:
-        tok = AutoTokenizer.from_pretrained(str(teacher), use_fast=True)
-        model = AutoModelForQuestionAnswering.from_pretrained(str(teacher)).float()
-    model = model.to(device).eval()
-    return tok, to_precision(model, choose_precision("auto", device, Path(teacher)), device, teacher)
 
 
 def align(student_offsets: Sequence[Any], n_student: int, teacher_offsets: Sequence[Any], shift: int,
@@ -90,14 +74,14 @@ def align(student_offsets: Sequence[Any], n_student: int, teacher_offsets: Seque
     return s, e
 
 
-def teacher_logits(teacher: str | os.PathLike, examples: Sequence[dict[str, Any]], feats: Sequence[dict[str, Any]],
+def teacher_logits(tok, model, examples: Sequence[dict[str, Any]], feats: Sequence[dict[str, Any]],
                    *, device: str = "cpu", batch_size: int = 32, progress: bool = True) -> list[tuple[Any, Any]]:
     """For every student feature (``rag.train.neural.featurize``'s windows over ``examples``), the
-    teacher's (start, end) logits aligned to its positions (``align``), as fp32 tensors."""
+    teacher's (start, end) logits aligned to its positions (``align``), as fp32 tensors; ``tok`` and
+    ``model`` are the teacher's (``rag.train.neural.load_model``)."""
     import torch
     from tqdm.auto import tqdm
 
-    tok, model = load_teacher(teacher, device)
     right = tok.padding_side == "right"
     ctx_seq = 1 if right else 0
     jobs = []
@@ -125,10 +109,11 @@ def teacher_logits(teacher: str | os.PathLike, examples: Sequence[dict[str, Any]
     return out
 
 
-def cached_teacher_logits(run_dir: Path, teacher: str | os.PathLike, examples, feats, *, device: str = "cpu",
+def cached_teacher_logits(run_dir: Path, teacher: str | os.PathLike, load, examples, feats, *, device: str = "cpu",
                           progress: bool = True) -> list[tuple[Any, Any]]:
     """``teacher_logits``, kept in ``run_dir/teacher_logits.pt`` (fp16) and reused while the key
-    (teacher id, number and lengths of the windows) matches: a resumed run does not redo them."""
+    (teacher id, number and lengths of the windows) matches: a resumed run does not redo them.
+    ``load()`` gives the teacher's (tokenizer, model); it is called only when the cache misses."""
     import torch
 
     lengths = [len(f["input_ids"]) for f in feats]
@@ -138,7 +123,7 @@ def cached_teacher_logits(run_dir: Path, teacher: str | os.PathLike, examples, f
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved.get("key") == key:
             return [(s.float(), e.float()) for s, e in zip(saved["start"], saved["end"])]
-    got = teacher_logits(teacher, examples, feats, device=device, progress=progress)
+    got = teacher_logits(*load(), examples, feats, device=device, progress=progress)
     tmp = path.with_suffix(".tmp")
     torch.save({"key": key, "start": [s.half() for s, _ in got], "end": [e.half() for _, e in got]}, tmp)
     os.replace(tmp, path)
@@ -169,5 +154,5 @@ def kd_loss(student, teacher, temperature: float):
     return kl * temperature ** 2
 
 
-__all__ = ["align", "cached_teacher_logits", "kd_loss", "load_teacher", "pad_targets", "teacher_id",
+__all__ = ["align", "cached_teacher_logits", "kd_loss", "pad_targets", "teacher_id",
            "teacher_logits"]

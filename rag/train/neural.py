@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import InputError, ModelError
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
-from ..readers.neural import clip_question, to_precision
+from ..readers.neural import choose_precision, clip_question, to_precision
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -726,8 +726,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
     feats = featurize(train_ex, tok, max_length=max_length, stride=stride, train=True)
     lengths = [len(f["input_ids"]) for f in feats]
-    soft = (distill.cached_teacher_logits(out, teacher, train_ex, feats, device=device, progress=progress)
-            if teacher is not None else None)
+    soft = (distill.cached_teacher_logits(
+        out, teacher, lambda: load_model(teacher, device, choose_precision("auto", device, Path(teacher))),
+        train_ex, feats, device=device, progress=progress) if teacher is not None else None)
     per_epoch = math.ceil(len(feats) / batch_size)
     total = max_steps if max_steps else max(1, math.ceil(per_epoch * epochs))
     if resume_state is not None:

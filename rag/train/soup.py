@@ -20,7 +20,6 @@ Whether it does is for dev to say (``scripts/ship_reader.sh``), as for any other
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -28,12 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import adapters
+from ..encoders import file_sha256
 from ..errors import InputError, ModelError
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def soup_tensors(parts: Sequence[tuple[dict[str, Any], dict[str, Any]]], weights: Sequence[float]
@@ -87,7 +82,7 @@ def soup(folders: Sequence[str | Path], out_dir: str | Path, *, weights: Sequenc
     tensors, config = soup_tensors(parts, weights)
     total = float(sum(weights))
     record = {"event": "soup", "rank": config["rank"],
-              "ingredients": [{"path": str(f), "sha256": _sha256(f / adapters.ADAPTER_FILE),
+              "ingredients": [{"path": str(f), "sha256": file_sha256(f / adapters.ADAPTER_FILE),
                                "rank": int(m["rank"]), "weight": round(w / total, 6)}
                               for f, (_, m), w in zip(folders, parts, weights)]}
     export = Path(out_dir) / "export"
