@@ -318,3 +318,38 @@ def test_soup_is_the_weighted_mean_of_the_merged_weights(tiny_mpnet, tmp_path):
         soup.soup([folders[0], tmp_path], tmp_path / "x")
     assert not (tmp_path / "x").exists()
     assert soup.main([str(folders[0]), str(folders[1]), "--out", str(tmp_path / "x"), "--weights", "a,b"]) == 2
+
+
+def test_training_padding_to_a_multiple_changes_no_loss(tiny_mpnet):
+    """Training batches are padded to TRAIN_PAD_MULTIPLE tokens (a bounded set of shapes for the CPU
+    kernels); with the padding masked out of the logits the loss is the one of the tight batch."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from rag.train.neural import TRAIN_PAD_MULTIPLE, collate, masked_logits
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_mpnet))
+    model = AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)).eval()
+    feats = []
+    for q, p, (s, e) in [("Who?", "Alexander Mikheyev heads Rosoboronexport.", (5, 6)),
+                         ("When did the deliveries begin?", "They began on July 12, 2019, in Ankara, as planned.", (0, 0))]:
+        ids = tok(q, p)["input_ids"]
+        feats.append({"input_ids": ids, "start_positions": s, "end_positions": e, "impossible": s == 0})
+    tight = collate(feats, tok.pad_token_id)
+    padded = collate(feats, tok.pad_token_id, pad_to_multiple=TRAIN_PAD_MULTIPLE)
+    assert padded["input_ids"].shape[1] == TRAIN_PAD_MULTIPLE > tight["input_ids"].shape[1]
+    assert torch.equal(padded["input_ids"][:, : tight["input_ids"].shape[1]], tight["input_ids"])
+
+    def loss(batch, mask=True):
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+        with torch.no_grad():
+            out = model(**inputs)
+        s, e = out.start_logits, out.end_logits
+        if mask:
+            s, e = masked_logits(s, batch["attention_mask"]), masked_logits(e, batch["attention_mask"])
+        ce = torch.nn.functional.cross_entropy
+        return float(ce(s, batch["start_positions"]) + ce(e, batch["end_positions"]))
+
+    assert abs(loss(tight) - loss(padded)) < 1e-4
+    # unmasked, the extra padding positions would take probability mass and move the loss
+    assert abs(loss(tight, mask=False) - loss(padded, mask=False)) > 1e-3

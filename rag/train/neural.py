@@ -276,10 +276,24 @@ def length_bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int,
     return batches
 
 
-def collate(feats: Sequence[dict[str, Any]], pad_id: int, with_labels: bool = True):
+#: Training batches are padded to a multiple of this many tokens. With length bucketing a batch is
+#: otherwise as long as its longest window, so a run sees ~200 distinct shapes, and CPU bf16
+#: kernels (oneDNN/AMX) keep state per shape: on a 2-core AMX Xeon an MPNet LoRA run's RSS grew
+#: from 7 GB to 10.7-12.6 GB in 60 steps padded to the longest, and stayed at 6.8-8.3 GB padded
+#: to 64, for 5% more time (`evals/README.md`, sixth session). The padded positions are masked
+#: out of the loss (``masked_logits``), so the padding changes no gradient.
+TRAIN_PAD_MULTIPLE = 64
+_PAD_LOGIT = -1e4
+
+
+def collate(feats: Sequence[dict[str, Any]], pad_id: int, with_labels: bool = True, pad_to_multiple: int = 1):
+    """One batch tensor per field, padded (``pad_id`` / mask 0) to the longest window, rounded up to a
+    multiple of ``pad_to_multiple``."""
     import torch
 
     n = max(len(f["input_ids"]) for f in feats)
+    if pad_to_multiple > 1:
+        n = -(-n // pad_to_multiple) * pad_to_multiple
     ids = torch.full((len(feats), n), pad_id, dtype=torch.long)
     mask = torch.zeros((len(feats), n), dtype=torch.long)
     tt = torch.zeros((len(feats), n), dtype=torch.long) if "token_type_ids" in feats[0] else None
@@ -329,6 +343,12 @@ def squad_v2_metrics(examples: Sequence[dict[str, Any]], span_preds: dict[str, s
             "best_f1": pct * best["best_f1"], "best_f1_thresh": -best["best_f1_thresh"],
             "best_f1_HasAns_f1": pct * row["has_ans_f1"], "best_f1_NoAns_acc": pct * row["no_ans_acc"],
             "metrics_from": "rag.eval.metrics"}
+
+
+def masked_logits(logits, attention_mask):
+    """``logits`` (windows, positions) with the padding positions (mask 0) pushed to a large negative
+    value, so a softmax over positions gives them no mass however much padding a batch has."""
+    return logits.masked_fill(attention_mask == 0, _PAD_LOGIT)
 
 
 def _span_preds_scores(examples, span_preds):
@@ -808,13 +828,15 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             for b in batches[step - epoch * per_epoch:]:
                 if step >= total or stop["flag"]:
                     break
-                batch = collate([feats[i] for i in b], pad_id)
+                batch = collate([feats[i] for i in b], pad_id, pad_to_multiple=TRAIN_PAD_MULTIPLE)
                 imp = batch.pop("impossible")
                 sp, ep = batch.pop("start_positions").to(device), batch.pop("end_positions").to(device)
                 with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
                     outp = model(**{k: v.to(device) for k, v in batch.items()})
                 ce = torch.nn.functional.cross_entropy
-                start_logits, end_logits = outp.start_logits.float(), outp.end_logits.float()
+                am = batch["attention_mask"].to(device)
+                start_logits = masked_logits(outp.start_logits.float(), am)
+                end_logits = masked_logits(outp.end_logits.float(), am)
                 loss_i = (ce(start_logits, sp, reduction="none") + ce(end_logits, ep, reduction="none")) / 2
                 if soft is not None:
                     n_pos = start_logits.shape[1]
