@@ -89,7 +89,8 @@ ALIASES = {"neural": "mpnet", "fused-minilm": "fast"}
 #: near-miss adapter (2,346 steps, the fourth session): mpnet 0.677 (NoAns 0.947), fused 0.669
 #: (NoAns 0.895), a tie by that rule: ``mpnet`` stays. Fifth session (the same adapter read with AMX
 #: bf16 kernels, the distilled MiniLM): mpnet 0.670 (NoAns 0.947), fused 0.656: ``mpnet`` stays; on
-#: slow hardware ``fast`` 0.584 still leads ``minilm`` 0.554. evals/README.md.
+#: slow hardware ``fast`` 0.584 still leads ``minilm`` 0.554. Sixth session (stage 8, 3,246 steps):
+#: mpnet 0.703, fused 0.662, NoAns 0.895 each: ``mpnet`` stays. evals/README.md.
 DEFAULT_READER = "mpnet"
 #: The dev abstention target a reader must meet to be the default (see ``DEFAULT_READER``).
 DEFAULT_MIN_DEV_NOANS = 0.85
