@@ -831,12 +831,12 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                 batch = collate([feats[i] for i in b], pad_id, pad_to_multiple=TRAIN_PAD_MULTIPLE)
                 imp = batch.pop("impossible")
                 sp, ep = batch.pop("start_positions").to(device), batch.pop("end_positions").to(device)
+                inputs = {k: v.to(device) for k, v in batch.items()}
                 with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-                    outp = model(**{k: v.to(device) for k, v in batch.items()})
+                    outp = model(**inputs)
                 ce = torch.nn.functional.cross_entropy
-                am = batch["attention_mask"].to(device)
-                start_logits = masked_logits(outp.start_logits.float(), am)
-                end_logits = masked_logits(outp.end_logits.float(), am)
+                start_logits = masked_logits(outp.start_logits.float(), inputs["attention_mask"])
+                end_logits = masked_logits(outp.end_logits.float(), inputs["attention_mask"])
                 loss_i = (ce(start_logits, sp, reduction="none") + ce(end_logits, ep, reduction="none")) / 2
                 if soft is not None:
                     n_pos = start_logits.shape[1]
