@@ -170,8 +170,10 @@ class Answerer:
     """Turns a question into an Answer with one reader over the QA object's retriever."""
 
     def __init__(self, retriever, reader: Reader, *, threshold: float = DEFAULT_THRESHOLD,
-                 calibrator: Calibrator | None = None, alt_ratio: float = 0.6, name_gate: bool = True) -> None:
+                 calibrator: Calibrator | None = None, alt_ratio: float = 0.6, name_gate: bool = True,
+                 k: int | None = None) -> None:
         self.retriever = retriever
+        self.k = k  # passages this reader reads per question when the caller gives none (tuned on dev)
         self.reader = reader
         self.name_gate = name_gate
         self.threshold = threshold
@@ -181,13 +183,14 @@ class Answerer:
     @classmethod
     def create(cls, retriever, *, reader: object = None, threshold: float | None = None) -> "Answerer":
         """The answerer over ``retriever`` (its index and embedder build the reader) with ``reader``'s
-        tuned calibration and threshold (``threshold`` overrides the tuned one)."""
+        tuned calibration, threshold and k (``threshold`` overrides the tuned one)."""
         rd = make_reader(reader, retriever.index, retriever.embedder)
         settings = load_reader_settings(rd.name)
         cal = settings.get("calibration")
         calibrator = Calibrator(cal["a"], cal["b"], cal.get("identity", False)) if cal else None
         th = threshold if threshold is not None else settings.get("threshold", DEFAULT_THRESHOLD)
-        return cls(retriever, rd, threshold=th, calibrator=calibrator)
+        k = settings.get("k")
+        return cls(retriever, rd, threshold=th, calibrator=calibrator, k=int(k) if k else None)
 
     def answer_many(self, questions: list[str], *, k: int, mode: str,
                     threshold: float | None = None) -> list[Answer]:

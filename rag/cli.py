@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("question", nargs="?", default=None)
     sp.add_argument("--file", default=None, metavar="FILE", help="ask every line of FILE (batched)")
     query_opts(sp, with_k=False)
-    sp.add_argument("-k", type=int, default=None, help="passages the reader reads (default: 5)")
+    sp.add_argument("-k", type=int, default=None,
+                    help="passages the reader reads (default: the reader's k, tuned on the gold dev split; 5 when it has none)")
     sp.add_argument("--reader", default=None,
                     help="mpnet (the default where MPNet runs fast: native bf16 or a GPU; fast elsewhere), fused, fast, minilm, features, or a folder with a transformers QA model or a rag adapter")
     sp.add_argument("--threshold", type=float, default=None,

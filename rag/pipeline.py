@@ -15,7 +15,7 @@ from .retrieval import MODES, Retriever, check_k, check_mode
 from .schema import Answer, Passage
 
 DEFAULT_MODE = "hybrid"  # best recall@5 and MRR on the gold dev split (evals/README.md)
-DEFAULT_K = 5
+DEFAULT_K = 5  # passages retrieved; also read, for a reader whose settings file has no tuned k
 MAX_QUESTION_CHARS = 1000
 # Invisible format characters that belong to ordinary text: zero-width (non-)joiners (Persian,
 # Indic scripts, emoji) and left-to-right / right-to-left marks. Other format characters (bidi
@@ -50,13 +50,13 @@ class QA:
 
     def __init__(self, index_dir: str | os.PathLike = "index", *, model: str | os.PathLike | None = None,
                  embedder: Embedder | None = None, reader: object = None, mode: str = DEFAULT_MODE,
-                 k: int = DEFAULT_K, threshold: float | None = None) -> None:
+                 k: int | None = None, threshold: float | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.index: OpenIndex = open_index(self.index_dir)
         self.embedder = embedder or Embedder(model if model is not None else self.index.model)
         self.retriever = Retriever(self.index, self.embedder)
         self.mode = check_mode(mode)
-        self.k = check_k(k)
+        self.k = check_k(k) if k is not None else None  # None: the reader's tuned k (``read_k``)
         self._reader_spec = reader
         self._answerer = None
         self._threshold = threshold
@@ -69,6 +69,13 @@ class QA:
         return [self._paged(p) for p in self.retriever.search(q, check_k(k), check_mode(mode or self.mode))]
 
     # -- answering ---------------------------------------------------------------------------------
+    @property
+    def read_k(self) -> int:
+        """Passages the reader reads per question when ``ask`` is given no ``k``: the ``k`` passed to
+        ``load``, else the reader's tuned k (its settings file, chosen on the gold dev split), else
+        ``DEFAULT_K``. Reading it loads the reader."""
+        return self.k or self.answerer.k or DEFAULT_K
+
     @property
     def answerer(self):
         with self._lock:
@@ -87,7 +94,7 @@ class QA:
                  threshold: float | None = None) -> list[Answer]:
         """Answers for many questions; their vectors are encoded in batches."""
         qs = [validate_question(q) for q in questions]
-        answers = self.answerer.answer_many(qs, k=check_k(k or self.k), mode=check_mode(mode or self.mode),
+        answers = self.answerer.answer_many(qs, k=check_k(k if k is not None else self.read_k), mode=check_mode(mode or self.mode),
                                             threshold=threshold)
         return [self._paged_answer(a) for a in answers]
 
@@ -138,5 +145,6 @@ class QA:
 
 
 def load(index_dir: str | os.PathLike = "index", **kwargs) -> QA:
-    """Open an index for questions. Keyword settings: model, reader, mode, k, threshold."""
+    """Open an index for questions. Keyword settings: model, reader, mode, k (passages the reader
+    reads; default: the reader's tuned k), threshold."""
     return QA(index_dir, **kwargs)

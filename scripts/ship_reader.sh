@@ -9,9 +9,10 @@
 #    loses at most 0.005 F1 and is faster; int8 for CPUs without native bf16, bf16 for those with;
 # 3. calibrates the mpnet reader and picks its threshold on the gold dev split: the best dev F1
 #    among thresholds that abstain on at least MIN_NOANS (default 0.85) of dev's unanswerable
-#    questions (MIN_NOANS= for the plain best-F1 threshold);
+#    questions (MIN_NOANS= for the plain best-F1 threshold), at each k of KS (default 5,8,10,12
+#    passages read), keeping the smallest k with the best dev F1;
 # 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split),
-#    its threshold chosen by the same rule.
+#    then its k, calibration and threshold by the same rules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: bash scripts/ship_reader.sh RUN_DIR [INT8_SAMPLE]}
@@ -19,6 +20,7 @@ SAMPLE=${2:-400}
 PY=.venv/bin/python
 POOL=${POOL:-../shared/data/squad-pool.json.gz}
 MIN_NOANS=${MIN_NOANS-0.85}
+KS=${KS:-5,8,10,12}
 FLOOR=(); [ -n "$MIN_NOANS" ] && FLOOR=(--min-noans "$MIN_NOANS")
 DST=rag/models/reader_mpnet
 [ -f "$RUN/export/adapter.safetensors" ] || { echo "no exported adapter in $RUN/export: train with --export $RUN/export" >&2; exit 1; }
@@ -52,8 +54,10 @@ out = {"cpu_precision": keep_precision(measured, "int8"),
 print(json.dumps(out, indent=1))
 PY
 echo "== calibration and threshold of mpnet (gold dev)" >&2
-$PY -m rag.train.tuning mpnet "${FLOOR[@]}" --out rag/models/mpnet_settings.json
+$PY -m rag.train.tuning mpnet "${FLOOR[@]}" --k "$KS" --out rag/models/mpnet_settings.json
 echo "== the fused reader refit on MPNet's spans" >&2
 $PY -m rag.train.fusion --squad "$POOL" --questions "${FUSED_QUESTIONS:-150}" --reader fused "${FLOOR[@]}" \
     --out rag/models/fused_settings.json
+echo "== the fused reader's k, calibration and threshold (gold dev; its weights are kept)" >&2
+$PY -m rag.train.tuning fused "${FLOOR[@]}" --k "$KS" --out rag/models/fused_settings.json
 echo "shipped: $DST (see its MODEL_CARD.md); next: python -m rag.eval.reader_table" >&2

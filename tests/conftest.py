@@ -143,3 +143,25 @@ def tiny_mpnet(tmp_path_factory):
     MPNetForQuestionAnswering(cfg).save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture
+def tiny_squad(tmp_path) -> Path:
+    """A gzipped SQuAD 2.0 file of two articles (T, D) over one context: twelve answerable
+    questions and one unanswerable one in T, two in D (the dev title the training tests use)."""
+    import gzip
+    import json
+
+    path = tmp_path / "tiny.json.gz"
+    ctx = "Ankara bought the S-400 system from Russia in 2017. Deliveries began in July 2019."
+    qas = [{"id": f"q{i}", "question": q, "is_impossible": False,
+            "answers": [{"text": a, "answer_start": ctx.index(a)}]}
+           for i, (q, a) in enumerate([("When did deliveries begin?", "July 2019"),
+                                       ("Who sold the system?", "Russia"),
+                                       ("When was it bought?", "2017")] * 4)]
+    qas.append({"id": "qx", "question": "Who is the mayor?", "is_impossible": True, "answers": []})
+    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": ctx, "qas": qas}]},
+                                        {"title": "D", "paragraphs": [{"context": ctx, "qas": qas[:2]}]}]}
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    return path

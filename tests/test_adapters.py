@@ -1,7 +1,6 @@
 """LoRA on a tiny random MPNet: our merge equals peft's merge_and_unload; train, resume, ship, read."""
 from __future__ import annotations
 
-import gzip
 import json
 
 import pytest
@@ -48,27 +47,12 @@ def test_merge_refuses_another_base(tiny_mpnet):
         adapters.merge_into(AutoModelForQuestionAnswering.from_pretrained(str(tiny_mpnet)), tensors, meta)
 
 
-def _squad(path):
-    ctx = "Ankara bought the S-400 system from Russia in 2017. Deliveries began in July 2019."
-    qas = [{"id": f"q{i}", "question": q, "is_impossible": False,
-            "answers": [{"text": a, "answer_start": ctx.index(a)}]}
-           for i, (q, a) in enumerate([("When did deliveries begin?", "July 2019"),
-                                       ("Who sold the system?", "Russia"),
-                                       ("When was it bought?", "2017")] * 4)]
-    qas.append({"id": "qx", "question": "Who is the mayor?", "is_impossible": True, "answers": []})
-    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": ctx, "qas": qas}]},
-                                        {"title": "D", "paragraphs": [{"context": ctx, "qas": qas[:2]}]}]}
-    with gzip.open(path, "wt", encoding="utf-8") as fh:
-        json.dump(data, fh)
-
-
-def test_lora_training_resumes_exports_and_reads(tiny_mpnet, tmp_path):
+def test_lora_training_resumes_exports_and_reads(tiny_mpnet, tmp_path, tiny_squad):
     from rag.readers.neural import NeuralReader
     from rag.schema import Passage
     from rag.train.neural import export_fp16, train_reader
 
-    data = tmp_path / "tiny.json.gz"
-    _squad(data)
+    data = tiny_squad
     out = tmp_path / "run"
     kw = dict(encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4, lora_rank=4, lr=1e-3,
               checkpoint_every=2, progress=False, evaluate=False, max_length=64, stride=32)
@@ -91,15 +75,14 @@ def test_lora_training_resumes_exports_and_reads(tiny_mpnet, tmp_path):
         assert text[c.start:c.end] == c.text
 
 
-def test_lora_warm_start_from_a_saved_adapter(tiny_mpnet, tmp_path):
+def test_lora_warm_start_from_a_saved_adapter(tiny_mpnet, tmp_path, tiny_squad):
     """--init-adapter: a new run starts from a saved adapter's factors and head (rank and alpha taken
     from it); with lr 0 the run's export is that adapter again, bit for bit in fp16."""
     from safetensors.torch import load_file
 
     from rag.train.neural import export_fp16, train_reader
 
-    data = tmp_path / "tiny.json.gz"
-    _squad(data)
+    data = tiny_squad
     kw = dict(encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4, checkpoint_every=2, progress=False,
               evaluate=False, max_length=64, stride=32)
     train_reader(data, tmp_path / "a", max_steps=2, lora_rank=4, lr=1e-2, **kw)
@@ -126,13 +109,12 @@ def test_lora_warm_start_from_a_saved_adapter(tiny_mpnet, tmp_path):
         train_reader(data, tmp_path / "d", max_steps=1, init_adapter=tmp_path, **kw)
 
 
-def test_evaluate_model_in_each_precision(tiny_mpnet, tmp_path):
+def test_evaluate_model_in_each_precision(tiny_mpnet, tiny_squad):
     """The dev measurement behind inference.json: the same questions scored in fp32, int8 and bf16
     (bf16 weights, as NeuralReader runs them on a CPU with native bf16); an unknown one refused."""
     from rag.train.neural import evaluate_model, load_model
 
-    data = tmp_path / "squad.json.gz"
-    _squad(data)
+    data = tiny_squad
     runs = {p: evaluate_model(tiny_mpnet, data, titles=["T"], precision=p, progress=False)
             for p in ("fp32", "int8", "bf16")}
     for p, m in runs.items():
@@ -203,7 +185,7 @@ def test_svd_adapter_of_a_full_finetune(tiny_mpnet):
         adapters.svd_adapter(base(), _tuned_copy(tiny_mpnet, embeddings=True), rank=2)
 
 
-def test_compress_a_full_finetune_run(tiny_mpnet, tmp_path):
+def test_compress_a_full_finetune_run(tiny_mpnet, tmp_path, tiny_squad):
     """rag train-reader --freeze-embeddings (full fine-tune) -> python -m rag.train.compress: the
     largest rank under --max-mb, an fp16 adapter the reader loads, the run's log carried along; a
     size that no rank fits, a LoRA folder and a LoRA warm start from the result are refused with
@@ -216,8 +198,7 @@ def test_compress_a_full_finetune_run(tiny_mpnet, tmp_path):
     from rag.train.compress import compress, main
     from rag.train.neural import train_reader
 
-    data = tmp_path / "tiny.json.gz"
-    _squad(data)
+    data = tiny_squad
     run = tmp_path / "full"
     m = train_reader(data, run, encoder=str(tiny_mpnet), dev_titles=["D"], batch_size=4, max_steps=2, lr=1e-2,
                      progress=False, evaluate=False, max_length=64, stride=32, freeze_embeddings=True)

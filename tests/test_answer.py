@@ -199,9 +199,58 @@ def test_calibration_is_fitted_on_the_raw_score(seed_index, embedder):
     # and the fitted map is what the answerer then applies to the raw score
     qa.answerer.calibrator = cal_b
     q = "Who is Turkey's foreign minister?"
-    raw = Answerer(qa.retriever, qa.answerer.reader).answer_many([q], k=qa.k, mode=qa.mode, threshold=0.0)[0]
+    raw = Answerer(qa.retriever, qa.answerer.reader).answer_many([q], k=qa.read_k, mode=qa.mode, threshold=0.0)[0]
     assert raw.text is not None
     assert qa.ask_many([q], threshold=0.0)[0].score == pytest.approx(cal_b(raw.score))
+
+
+def test_the_reader_reads_its_tuned_k_unless_told_otherwise(seed_index, embedder):
+    """With no k, ask reads as many passages as the reader's settings say (``Answerer.k``); a k
+    given to ``load`` or to ``ask`` wins; a reader without a tuned k reads ``DEFAULT_K``."""
+    from rag.pipeline import DEFAULT_K
+
+    qa = rag.load(seed_index, embedder=embedder, reader="features")
+    read = []
+    inner = qa.answerer.reader.read
+    qa.answerer.reader.read = lambda q, passages, qvec=None: (read.append(len(passages)), inner(q, passages, qvec))[1]
+    q = "Who is Turkey's foreign minister?"
+    qa.answerer.k = None
+    assert qa.read_k == DEFAULT_K
+    qa.ask(q)
+    qa.answerer.k = 7
+    assert qa.read_k == 7
+    qa.ask(q)
+    qa.ask(q, k=2)
+    assert read == [DEFAULT_K, 7, 2]
+    qa.k = 3  # as rag.load(..., k=3) sets it
+    assert qa.read_k == 3
+    with pytest.raises(rag.InputError, match="k must be a whole number of at least 1, got 0"):
+        qa.ask(q, k=0)
+    assert rag.load(seed_index, embedder=embedder, reader="features", k=4).read_k == 4
+
+
+def test_shipped_readers_record_the_k_their_threshold_was_chosen_at():
+    """A settings file with a k sweep keeps the smallest k with the best dev F1 (``choose_k``)."""
+    from rag.readers.settings import load_reader_settings
+
+    for name in ("mpnet", "fused"):
+        s = load_reader_settings(name)
+        if "k_sweep" not in s:
+            continue
+        top = max(row["dev_f1"] for row in s["k_sweep"])
+        assert s["k"] == min(row["k"] for row in s["k_sweep"] if row["dev_f1"] >= top)
+        assert [row["threshold"] for row in s["k_sweep"] if row["k"] == s["k"]] == [round(s["threshold"], 4)]
+
+
+def test_choose_k_takes_the_smallest_k_with_the_best_dev_f1():
+    from rag.train.tuning import choose_k
+
+    def row(k, f1, constrained=True):
+        return (k, f"cal{k}", 0.1 * k, {"constrained": {"f1": f1}, "best_f1": 0.99} if constrained else {"best_f1": f1})
+
+    assert choose_k([row(5, 0.70), row(8, 0.72), row(10, 0.72), row(12, 0.71)])[0] == 8
+    assert choose_k([row(12, 0.60), row(5, 0.60)])[:3] == (5, "cal5", 0.5)
+    assert choose_k([row(5, 0.70, False), row(10, 0.75, False)])[0] == 10  # no floor: the plain best F1
 
 
 def test_threshold_with_a_noans_floor_abstains_on_dev(seed_index, embedder):

@@ -39,14 +39,12 @@ def test_kd_loss_is_zero_on_agreement_and_ignores_unmatched_positions():
     assert padded.tolist() == [[1.0, 2.0, NEG], [3.0, NEG, NEG]]
 
 
-def test_a_student_learns_from_a_teacher_with_another_tokenizer(tiny_qa_model, tiny_mpnet, tmp_path, monkeypatch):
-    from test_adapters import _squad
-
+def test_a_student_learns_from_a_teacher_with_another_tokenizer(tiny_qa_model, tiny_mpnet, tiny_squad, tmp_path,
+                                                             monkeypatch):
     from rag.errors import InputError, ModelError
     from rag.train.neural import train_reader
 
-    data = tmp_path / "tiny.json.gz"
-    _squad(data)
+    data = tiny_squad
     kw = dict(encoder=str(tiny_qa_model), dev_titles=["D"], batch_size=4, lr=1e-3, checkpoint_every=1,
               progress=False, evaluate=False, max_length=48, stride=16)
     out = tmp_path / "run"

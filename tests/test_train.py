@@ -169,6 +169,11 @@ def test_min_noans_option_is_checked_before_any_reader_runs(capsys):
             main([*args, "--min-noans", "85"])
         assert e.value.code == 2
         assert "expected a fraction between 0 and 1 (e.g. 0.85), got '85'" in capsys.readouterr().err
+    for bad in ("0", "5,x", ""):
+        with pytest.raises(SystemExit) as e:
+            tuning.main(["fast", "--out", "x.json", "--k", bad])
+        assert e.value.code == 2
+        assert f"expected whole numbers of at least 1, comma-separated (e.g. 5,8,10), got '{bad}'" in capsys.readouterr().err
 
 
 CTX4 = "lol my cat knocked the router off the shelf again so the wifi died at 2am"

@@ -158,6 +158,9 @@ def test_ask_endpoint_abstains_and_still_cites_closest_passages(client, served):
     assert d["text"] is None
     assert d["doc_id"] is None
     assert d["citations"], "an abstention still lists the closest passages"
+    # no k given: the reader's tuned k, which the page's slider starts at
+    assert served["engine"].k == served["engine"].current().read_k
+    assert len(d["citations"]) <= served["engine"].k
     check_offsets(served["docs"], d)
 
 

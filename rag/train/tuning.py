@@ -107,8 +107,10 @@ def fit_settings(reader: str, names: Sequence[str], squad_rows: tuple[np.ndarray
     (Xs, ys), (Xg, yg) = squad_rows, gold_rows
     weights = fit_weights(Xs, ys, Xg, yg, names)
     print("weights:", json.dumps(weights, indent=1), file=sys.stderr)
-    calibrator, threshold, best = calibrate_on_dev(load_with(weights), dev, min_noans)
-    return {"reader": reader, "weights": weights, "calibration": calibrator.to_dict(), "threshold": threshold,
+    qa = load_with(weights)
+    calibrator, threshold, best = calibrate_on_dev(qa, dev, min_noans)
+    return {"reader": reader, "weights": weights, "k": qa.read_k, "calibration": calibrator.to_dict(),
+            "threshold": threshold,
             "fitted_on": {**fitted_on, "gold": "dev split", "rows": int(len(ys) + len(yg)),
                           "positives": int(ys.sum() + yg.sum()), "label": LABEL},
             **threshold_fields(best), "command": command, "date": time.strftime("%Y-%m-%d"),
@@ -123,6 +125,31 @@ def threshold_fields(best: dict[str, Any]) -> dict[str, Any]:
         c = best["constrained"]
         out.update({"dev_f1_at_threshold": c["f1"], "dev_noans_at_threshold": c["no_ans_acc"]})
     return out
+
+
+def dev_f1(best: dict[str, Any]) -> float:
+    """The dev F1 a threshold choice gives: at the constrained threshold when there is one."""
+    return best["constrained"]["f1"] if "constrained" in best else best["best_f1"]
+
+
+def choose_k(sweep: Sequence[tuple[int, Any, float, dict[str, Any]]]) -> tuple[int, Any, float, dict[str, Any]]:
+    """Of ``(k, calibrator, threshold, best)`` rows, one per k calibrated on dev, the smallest k
+    whose dev F1 (``dev_f1``) is the best: reading more passages must earn its latency."""
+    top = max(dev_f1(row[3]) for row in sweep)
+    return min((row for row in sweep if dev_f1(row[3]) >= top - 1e-12), key=lambda row: row[0])
+
+
+def _ks(text: str) -> list[int]:
+    import argparse
+
+    try:
+        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        ks = []
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected whole numbers of at least 1, comma-separated (e.g. 5,8,10), "
+                                         f"got {text!r}")
+    return ks
 
 
 def _fraction(text: str) -> float:
@@ -150,15 +177,18 @@ def write_settings(path: str | Path, settings: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
-    print(f"wrote {path}: threshold {settings['threshold']:.3f}, gold dev best F1 {settings['dev_best_f1']:.3f}",
+    k = f"k {settings['k']}, " if settings.get("k") else ""
+    print(f"wrote {path}: {k}threshold {settings['threshold']:.3f}, gold dev best F1 {settings['dev_best_f1']:.3f}",
           file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Calibrate a reader's score and choose its abstention threshold on the gold dev split.
 
-        python -m rag.train.tuning mpnet --out rag/models/mpnet_settings.json
+        python -m rag.train.tuning mpnet --min-noans 0.85 --k 5,8,10,12 --out rag/models/mpnet_settings.json
 
+    With several ``--k`` the reader is calibrated at each, and the smallest k with the best dev F1
+    is kept with its calibration and threshold (the sweep is recorded in the settings file).
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
     and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
@@ -170,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("reader", help="reader name (e.g. neural) or a QA model folder")
     ap.add_argument("--gold", default="evals/gold.jsonl")
     ap.add_argument("--docs", default="seeds")
-    ap.add_argument("--k", type=int, default=None, help="passages read per question (default: the library's)")
+    ap.add_argument("--k", type=_ks, default=None, metavar="K[,K...]",
+                    help="passages the reader reads per question; several (e.g. 5,8,10,12) are each calibrated "
+                         "on dev and the smallest k with the best dev F1 is kept (default: the reader's k)")
     ap.add_argument("--out", required=True)
     add_min_noans_option(ap)
     a = ap.parse_args(argv)
@@ -184,9 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     emb = Embedder()
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
-        kwargs = {"k": a.k} if a.k else {}
-        qa = rag.load(tmp, embedder=emb, reader=a.reader, **kwargs)
-        calibrator, threshold, best = calibrate_on_dev(qa, dev, a.min_noans)
+        qa = rag.load(tmp, embedder=emb, reader=a.reader)
+        sweep = []
+        for k in a.k or [qa.read_k]:
+            qa.k = k
+            print(f"k = {k}:", file=sys.stderr)
+            sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
+        k, calibrator, threshold, best = choose_k(sweep)
     name = qa.answerer.reader.name
     command = command_line("rag.train.tuning", argv)
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
@@ -194,7 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(load_reader_settings(name)) or {"reader": name, "command": command}
     for stale in ("dev_f1_at_threshold", "dev_noans_at_threshold"):
         settings.pop(stale, None)
-    settings.update({"calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
+    settings.pop("k_sweep", None)
+    if len(sweep) > 1:
+        settings["k_sweep"] = [{"k": kk, "dev_f1": round(dev_f1(b), 4), "threshold": round(th, 4)}
+                               for kk, _, th, b in sweep]
+        settings["k_rule"] = "the smallest k with the best dev F1 at its threshold"
+    settings.update({"k": k, "calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
                      "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
                                        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
     write_settings(a.out, settings)

@@ -32,7 +32,6 @@ from .engine import UPLOAD_MAX_BYTES, Engine, Tell
 from .render import CSS, citation_lines, render_notice, render_question, render_reply, render_status
 
 MODES = ("hybrid", "dense", "bm25")
-DEFAULT_K = 5
 MAX_K = 20
 
 EXAMPLES = [
@@ -67,12 +66,12 @@ SCROLL_JS = """() => {
 
 
 
-def _check_settings(k: Any, mode: Any, threshold: Any) -> tuple[int, str, float | None]:
+def _check_settings(k: Any, mode: Any, threshold: Any) -> tuple[int | None, str, float | None]:
     try:
-        k = int(k) if k is not None else DEFAULT_K
+        k = int(k) if k is not None else None  # None: the reader's tuned k
     except (TypeError, ValueError):
         raise rag.InputError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}") from None
-    if not 1 <= k <= MAX_K:
+    if k is not None and not 1 <= k <= MAX_K:
         raise rag.InputError(f"k must be a whole number from 1 to {MAX_K}, got {k}")
     mode = mode or "hybrid"
     if mode not in MODES:
@@ -112,8 +111,9 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
     def lookup_for(qa):
         return lambda doc_id: engine.source(qa, doc_id)
 
-    def api_ask(question: str, k: int = DEFAULT_K, mode: str = "hybrid", threshold: float | None = None) -> dict:
-        """Answer a question from the articles: Answer.to_dict() (text is null when they do not say)."""
+    def api_ask(question: str, k: int | None = None, mode: str = "hybrid", threshold: float | None = None) -> dict:
+        """Answer a question from the articles: Answer.to_dict() (text is null when they do not say).
+        ``k``: passages to read (default: the reader's tuned k)."""
         try:
             k, mode, threshold = _check_settings(k, mode, threshold)
             qa = engine.current()
@@ -154,13 +154,14 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
     def on_load():
         st = engine.status
         return (render_status(st, engine.docs_dir), gr.Timer(active=not engine.ready),
-                gr.Slider(value=engine.threshold) if engine.ready else gr.skip())
+                gr.Slider(value=engine.threshold) if engine.ready else gr.skip(),
+                gr.Slider(value=engine.k) if engine.ready else gr.skip())
 
     def poll():
         if engine.ready:
             return (render_status(engine.status, engine.docs_dir), gr.Timer(active=False),
-                    gr.Slider(value=engine.threshold))
-        return render_status(engine.status, engine.docs_dir), gr.skip(), gr.skip()
+                    gr.Slider(value=engine.threshold), gr.Slider(value=engine.k))
+        return render_status(engine.status, engine.docs_dir), gr.skip(), gr.skip(), gr.skip()
 
     def clear():
         return [], "", ""
@@ -187,7 +188,7 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
                 gr.Examples(EXAMPLES, inputs=[question], label="Examples (click, then Ask)", elem_id="rag-examples")
             with gr.Column(scale=1, min_width=280):
                 with gr.Accordion("Settings", open=True):
-                    k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Passages to read (k)")
+                    k = gr.Slider(1, MAX_K, value=engine.k, step=1, label="Passages to read (k)")
                     mode = gr.Radio(list(MODES), value="hybrid", label="Retrieval",
                                     info="hybrid: words and meaning; dense: meaning; bm25: words")
                     threshold = gr.Slider(0.0, 1.0, value=engine.threshold, step=0.01,
@@ -216,8 +217,8 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
         clear_btn.click(clear, None, [chat, question, cites], api_visibility="private", queue=False)
         if allow_upload:
             add.click(upload, [files], [upload_msg, status, files], api_name="upload", concurrency_limit=1)
-        app.load(on_load, None, [status, timer, threshold], api_visibility="private", show_progress="hidden")
-        timer.tick(poll, None, [status, timer, threshold], api_visibility="private", show_progress="hidden")
+        app.load(on_load, None, [status, timer, threshold, k], api_visibility="private", show_progress="hidden")
+        timer.tick(poll, None, [status, timer, threshold, k], api_visibility="private", show_progress="hidden")
         gr.api(api_ask, api_name="ask", concurrency_limit=concurrency, concurrency_id="ask")
     app.queue(default_concurrency_limit=concurrency)
     app.rag_engine = engine

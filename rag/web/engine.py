@@ -18,6 +18,7 @@ import rag
 from rag import formats
 from rag.documents import read_document
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from rag.pipeline import DEFAULT_K  # shown until the reader's tuned k is known
 from rag.schema import Document, IndexInfo
 
 DEFAULT_THRESHOLD = 0.5  # shown until the reader's tuned threshold is known
@@ -54,6 +55,7 @@ class Engine:
         self._lock = threading.RLock()  # rebuild / reload / writing uploads only
         self._qa: rag.QA | None = None
         self._threshold = DEFAULT_THRESHOLD
+        self._k = DEFAULT_K
         self._status = Status()
         self._last_check = 0.0
         self._build_embedder = None  # used only under the lock, never by requests
@@ -71,6 +73,11 @@ class Engine:
     def threshold(self) -> float:
         """The reader's tuned abstention threshold, rounded for the slider."""
         return round(self._threshold, 2)
+
+    @property
+    def k(self) -> int:
+        """Passages the reader reads per question: its tuned k (the slider's starting value)."""
+        return self._k
 
     def current(self, progress: Tell | None = None) -> rag.QA:
         """The QA object to answer with; builds the index first if there is none yet.
@@ -174,6 +181,7 @@ class Engine:
         qa.ask("What do these articles say?")  # loads encoder and reader before requests share them
         try:
             self._threshold = float(qa.answerer.threshold)
+            self._k = int(qa.read_k)
         except (AttributeError, TypeError, ValueError):
             pass
         self._qa = qa
