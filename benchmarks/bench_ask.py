@@ -56,34 +56,35 @@ def main(argv=None) -> int:
     qa.retrieve(questions[0])
     reader = qa.answerer.reader
     neural = reader if hasattr(reader, "forward") else getattr(reader, "neural", None)
-    passages = {q: qa.retrieve(q, k=qa.k) for q in questions}
+    k = qa.read_k  # the reader's tuned k, what ask reads
+    passages = {q: qa.retrieve(q, k=k) for q in questions}
     floor, floor_r, retrieve, ask = [], [], [], []
     for _ in range(a.repeat):
         for q in questions:
             t = time.perf_counter()
             v = qa.embedder.encode([q])
-            faiss_search(flat, v, qa.k)  # one thread for one query, as rag.retrieval does
+            faiss_search(flat, v, k)  # one thread for one query, as rag.retrieval does
             floor.append(time.perf_counter() - t)
             if neural is not None:
                 t = time.perf_counter()
                 v = qa.embedder.encode([q])
-                faiss_search(flat, v, qa.k)
+                faiss_search(flat, v, k)
                 neural.forward(q, passages[q])
                 floor_r.append(time.perf_counter() - t)
             t = time.perf_counter()
-            qa.retrieve(q, k=qa.k)
+            qa.retrieve(q, k=k)
             retrieve.append(time.perf_counter() - t)
             t = time.perf_counter()
             qa.ask(q)
             ask.append(time.perf_counter() - t)
     f50 = statistics.median(floor)
-    rows = [("floor (encode + exact search)", floor), (f"retrieve (hybrid, k={qa.k})", retrieve),
+    rows = [("floor (encode + exact search)", floor), (f"retrieve (hybrid, k={k})", retrieve),
             (f"ask ({qa.answerer.reader.name} reader)", ask)]
     if floor_r:
         rows.insert(1, ("floor + reader forward", floor_r))
     prec = getattr(neural, "precision_used", None)
     print(f"{len(questions)} questions x {a.repeat} rounds, warm, seed index ({len(qa.index.chunks)} chunks), "
-          f"reader {qa.answerer.reader.name}" + (f" ({prec})" if prec else "") + f", k={qa.k}")
+          f"reader {qa.answerer.reader.name}" + (f" ({prec})" if prec else "") + f", k={k}")
     print(f"{'':34s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 / floor p50':>16s}")
     for name, xs in rows:
         print(f"{name:34s} {pct(xs, 50):8.1f} {pct(xs, 95):8.1f} {statistics.median(xs) / f50:16.2f}")

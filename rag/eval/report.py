@@ -45,7 +45,7 @@ def assemble_report(plan: EvalPlan, qa: QA, qas: dict[str, QA], retrieval: dict[
         "settings": list(plan.settings), "thresholds": {name: float(q.answerer.threshold) for name, q in qas.items()},
         "questions": len(plan.items), "answerable": sum(it.answerable for it in plan.items),
         "unanswerable": sum(not it.answerable for it in plan.items), "retrieval_k": RETRIEVAL_K,
-        "reader_k": qa.k,
+        "reader_k": {name: q.read_k for name, q in qas.items()},
         "primary": {"setting": next(iter(plan.settings)), "mode": mode, "reader": primary and primary["reader"]},
         "correct_definition": CORRECT_DEFINITION,
         "latency_method": LATENCY_METHOD,
@@ -125,7 +125,8 @@ def md_header(report: dict[str, Any]) -> str:
         f"- index: `{ix['dir']}` ({ix['documents']} articles, {ix['chunks']} chunks, model {ix['model']})",
         f"- retrieval modes: {', '.join(s['modes'])}; readers (threshold): "
         + (", ".join(f"{r} ({_f(t, 2)})" for r, t in s["thresholds"].items()) or "none (retrieval only)"),
-        f"- retrieval depth {s['retrieval_k']}; the reader reads the top {s['reader_k']}; "
+        f"- retrieval depth {s['retrieval_k']}; passages read (k): "
+        + (", ".join(f"{r} {k}" for r, k in s["reader_k"].items()) or "none") + "; "
         f"primary configuration: {p['mode']} / {p['reader']}",
         f"- passage relevance: {s['passage_relevance']}",
         f"- correct (calibration): {s['correct_definition']}",
