@@ -94,8 +94,8 @@ class QA:
                  threshold: float | None = None) -> list[Answer]:
         """Answers for many questions; their vectors are encoded in batches."""
         qs = [validate_question(q) for q in questions]
-        answers = self.answerer.answer_many(qs, k=check_k(k if k is not None else self.read_k), mode=check_mode(mode or self.mode),
-                                            threshold=threshold)
+        k = check_k(k if k is not None else self.read_k)
+        answers = self.answerer.answer_many(qs, k=k, mode=check_mode(mode or self.mode), threshold=threshold)
         return [self._paged_answer(a) for a in answers]
 
     # -- sources -----------------------------------------------------------------------------------

@@ -231,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     for stale in ("dev_f1_at_threshold", "dev_noans_at_threshold"):
         settings.pop(stale, None)
     settings.pop("k_sweep", None)
+    settings.pop("k_rule", None)
     if len(sweep) > 1:
-        settings["k_sweep"] = [{"k": kk, "dev_f1": round(dev_f1(b), 4), "threshold": round(th, 4)}
+        settings["k_sweep"] = [{"k": kk, "dev_f1": dev_f1(b), "threshold": round(th, 4)}
                                for kk, _, th, b in sweep]
         settings["k_rule"] = "the smallest k with the best dev F1 at its threshold"
     settings.update({"k": k, "calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
