@@ -10,7 +10,7 @@
 # 3. calibrates the mpnet reader and picks its threshold on the gold dev split: the best dev F1
 #    among thresholds that abstain on at least MIN_NOANS (default 0.85) of dev's unanswerable
 #    questions (MIN_NOANS= for the plain best-F1 threshold), at each k of KS (default 5,8,10,12
-#    passages read), keeping the smallest k with the best dev F1;
+#    passages read), keeping the smallest k within one question's worth of the best dev F1;
 # 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split),
 #    then its k, calibration and threshold by the same rules.
 set -euo pipefail

@@ -132,11 +132,15 @@ def dev_f1(best: dict[str, Any]) -> float:
     return best["constrained"]["f1"] if "constrained" in best else best["best_f1"]
 
 
-def choose_k(sweep: Sequence[tuple[int, Any, float, dict[str, Any]]]) -> tuple[int, Any, float, dict[str, Any]]:
-    """Of ``(k, calibrator, threshold, best)`` rows, one per k calibrated on dev, the smallest k
-    whose dev F1 (``dev_f1``) is the best: reading more passages must earn its latency."""
+def choose_k(sweep: Sequence[tuple[int, Any, float, dict[str, Any]]],
+             questions: int) -> tuple[int, Any, float, dict[str, Any]]:
+    """Of ``(k, calibrator, threshold, best)`` rows, one per k calibrated on ``questions`` dev
+    questions, the smallest k whose dev F1 (``dev_f1``) is within one question's worth
+    (``1 / questions``) of the best: a tie, as ``readers.registry.dev_choice`` counts one, and
+    reading more passages must earn its latency."""
     top = max(dev_f1(row[3]) for row in sweep)
-    return min((row for row in sweep if dev_f1(row[3]) >= top - 1e-12), key=lambda row: row[0])
+    return min((row for row in sweep if dev_f1(row[3]) >= top - 1.0 / max(questions, 1) - 1e-12),
+               key=lambda row: row[0])
 
 
 def _ks(text: str) -> list[int]:
@@ -187,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
 
         python -m rag.train.tuning mpnet --min-noans 0.85 --k 5,8,10,12 --out rag/models/mpnet_settings.json
 
-    With several ``--k`` the reader is calibrated at each, and the smallest k with the best dev F1
-    is kept with its calibration and threshold (the sweep is recorded in the settings file).
+    With several ``--k`` the reader is calibrated at each, and the smallest k whose dev F1 is within
+    one question's worth of the best is kept with its calibration and threshold (the sweep is
+    recorded in the settings file).
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
     and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
@@ -202,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", default="seeds")
     ap.add_argument("--k", type=_ks, default=None, metavar="K[,K...]",
                     help="passages the reader reads per question; several (e.g. 5,8,10,12) are each calibrated "
-                         "on dev and the smallest k with the best dev F1 is kept (default: the reader's k)")
+                         "on dev and the smallest k within one question's worth of the best dev F1 is kept "
+                         "(default: the reader's k)")
     ap.add_argument("--out", required=True)
     add_min_noans_option(ap)
     a = ap.parse_args(argv)
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             qa.k = k
             print(f"k = {k}:", file=sys.stderr)
             sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
-        k, calibrator, threshold, best = choose_k(sweep)
+        k, calibrator, threshold, best = choose_k(sweep, len(dev))
     name = qa.answerer.reader.name
     command = command_line("rag.train.tuning", argv)
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
@@ -235,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(sweep) > 1:
         settings["k_sweep"] = [{"k": kk, "dev_f1": dev_f1(b), "threshold": round(th, 4)}
                                for kk, _, th, b in sweep]
-        settings["k_rule"] = "the smallest k with the best dev F1 at its threshold"
+        settings["k_rule"] = ("the smallest k whose dev F1 at its threshold is within one question's worth "
+                              "(1 / dev questions) of the best k's")
     settings.update({"k": k, "calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
                      "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
                                        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
