@@ -23,6 +23,9 @@ DEFAULT_THRESHOLD = 0.5
 # Confidence of an abstention for an unknown name: on the gold dev split 13 of the 16 questions
 # this gate stops are unanswerable (chrome-only and off-topic facts; the 3 others say "Kremlin").
 NAME_GATE_CONFIDENCE = 0.8
+# Another article's best figure of the answer's kind is shown as a disagreeing source down to a
+# quarter of the abstention threshold, capped at this calibrated chance of being right.
+TYPED_ALTERNATIVE_MAX_FLOOR = 0.1
 _WORD = re.compile(r"[A-Za-z][\w\-']*")
 
 
@@ -233,6 +236,9 @@ class Answerer:
         # A reader without answer kinds (a plain neural one): the kind of figure the answer states.
         figure = figure_kind(best.best.text) if kind is None else None
         typed_seen: set[str] = set()  # articles whose best typed answer was already considered
+        # A quarter of the threshold, and never more than a 1-in-10 calibrated chance of being right:
+        # a high threshold, set to refuse near misses, must not hide another article's figure.
+        typed_floor = min(0.25 * threshold, TYPED_ALTERNATIVE_MAX_FLOOR)
         for g in groups[1:]:
             s = self.calibrator(g.score)
             docs = {m.doc_id for m in g.members}
@@ -245,7 +251,7 @@ class Answerer:
             # A rival of the same kind from another article is worth showing a little below the
             # answer threshold: it is labelled as a disagreement, with its own confidence. Also
             # each other article's best span of the question's expected type (``type_match``)
-            # down to a quarter of the threshold: a joint softmax over all passages squashes the
+            # down to ``typed_floor``: a joint softmax over all passages squashes the
             # figure of a less confident article, which must not hide it.
             # For a reader without kinds, each other article's best figure of the answer's kind.
             f = g.best.features
@@ -256,7 +262,7 @@ class Answerer:
             typed = same_kind and not (docs & typed_seen)
             if typed:
                 typed_seen |= docs
-            if s >= max(0.75 * threshold, self.alt_ratio * score) or (typed and s >= 0.25 * threshold):
+            if s >= max(0.75 * threshold, self.alt_ratio * score) or (typed and s >= typed_floor):
                 alternatives.append(self._answer(question, g, s, name))
         return self._answer(question, best, score, name, alternatives)
 

@@ -67,7 +67,7 @@ def test_figure_kind():
 def test_a_reader_without_kinds_shows_another_articles_figure():
     # A plain neural reader gives no answer kinds, and its one softmax over all passages squashes a
     # less confident article's figure (0.05 here): the other article's best figure of the answer's
-    # kind is shown down to a quarter of the threshold, a span of another kind or a second figure of
+    # kind is shown down to a quarter of the threshold (at most 0.1), a span of another kind or a second figure of
     # the same article is not.
     ans = decide([plain(P1, "$2 billion", 0.8), plain(P2, "Russia", 0.1), plain(P2, "$2.5 billion", 0.09),
                   plain(P3, "Reports", 0.08), plain(P2, "deal", 0.07)], threshold=0.3)
@@ -76,6 +76,10 @@ def test_a_reader_without_kinds_shows_another_articles_figure():
     assert decide([plain(P1, "$2 billion", 0.8), plain(P2, "$2.5 billion", 0.05)], threshold=0.3).alternatives == []
     named = decide([plain(P1, "The deal", 0.8), plain(P2, "Russia", 0.1)], threshold=0.3)
     assert named.alternatives == []  # no figure in the answer: only the score rule applies
+    # a high threshold (chosen to refuse near misses) does not raise the figure's floor above 0.1
+    high = decide([plain(P1, "$2 billion", 0.9), plain(P2, "$2.5 billion", 0.12)], threshold=0.64)
+    assert [(x.text, x.doc_id) for x in high.alternatives] == [("$2.5 billion", "b")]
+    assert decide([plain(P1, "$2 billion", 0.9), plain(P2, "$2.5 billion", 0.09)], threshold=0.64).alternatives == []
 
 
 def test_a_fragment_of_the_answer_is_not_a_rival():
