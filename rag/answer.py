@@ -99,6 +99,35 @@ def figure_kind(text: str) -> str | None:
     return "number" if _DIGIT.search(text) else None
 
 
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_MONTH_DATE = re.compile(
+    r"(?:(?<![\w-])(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?)?\b(?P<m>" + "|".join(m.title() for m in _MONTHS) + r")\b"
+    r"(?:\s+(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?\b)?(?:,?\s+(?:of\s+)?(?P<y>(?:1[89]|20)\d\d)\b)?")
+
+
+def month_dates(text: str) -> list[tuple[int | None, int, int | None]]:
+    """The (day, month, year) of each date in ``text`` that names a month ("July 12, 2019", "12 July
+    2019", "July 2019", "March 29"); a part the text leaves out is None."""
+    out = []
+    for m in _MONTH_DATE.finditer(text):
+        day = m.group("d1") or m.group("d2")
+        d = int(day) if day and 1 <= int(day) <= 31 else None
+        out.append((d, _MONTHS.index(m.group("m").lower()) + 1, int(m.group("y")) if m.group("y") else None))
+    return out
+
+
+def dates_agree(answer: str, other: str) -> bool:
+    """Whether ``other`` states a date that the answer's date refines or repeats: the same month,
+    and the same day and year wherever both give one ("July 2019" agrees with "July 12, 2019";
+    "October", "July 2018" and "end of 2019" do not). Such a span says what the answer says, less
+    precisely, so it is not a source that disagrees."""
+    mine = month_dates(answer)
+    return bool(mine) and any(
+        m1 == m2 and (d1 is None or d2 is None or d1 == d2) and (y1 is None or y2 is None or y1 == y2)
+        for d1, m1, y1 in mine for d2, m2, y2 in month_dates(other))
+
+
 def normalize(text: str) -> str:
     """The SQuAD answer normalisation (Unicode-aware), used to decide that two spans agree."""
     from .eval.metrics import normalize_answer
@@ -248,6 +277,8 @@ class Answerer:
                 continue  # the same article saying two things is a candidate list, not a disagreement
             if _fragment_of(g.key, best.key):
                 continue  # "billion" beside "$2 billion" is a piece of the answer, not a rival figure
+            if dates_agree(best.best.text, g.best.text):
+                continue  # "July 2019" beside "July 12, 2019" says the same, less precisely
             # A rival of the same kind from another article is worth showing a little below the
             # answer threshold: it is labelled as a disagreement, with its own confidence. Also
             # each other article's best span of the question's expected type (``type_match``)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 import rag
-from rag.answer import Answerer, evidence_for, figure_kind, group_candidates, has_count
+from rag.answer import Answerer, dates_agree, evidence_for, figure_kind, group_candidates, has_count, month_dates
 from rag.readers.base import ReaderOutput, SpanCandidate
 from rag.schema import Passage
 from conftest import SEEDS, sources
@@ -88,6 +88,33 @@ def test_a_fragment_of_the_answer_is_not_a_rival():
     frag = [cand(P1, "billion", 0.5), cand(P2, "billion", 0.3)]
     ans = decide([cand(P1, "$2 billion", 0.6), *frag, cand(P2, "$2.5 billion", 0.4)])
     assert [(x.text, x.doc_id) for x in ans.alternatives] == [("$2.5 billion", "b")]
+
+
+def test_month_dates_and_agreement():
+    assert month_dates("began on July 12, 2019.") == [(12, 7, 2019)]
+    assert month_dates("12th of July 2019 and 3 March") == [(12, 7, 2019), (3, 3, None)]
+    assert month_dates("in the 1990s, it may be") == []  # no month named ("may" is not May)
+    assert dates_agree("July 12, 2019", "July 2019")
+    assert dates_agree("July 2019", "July 12, 2019")
+    assert dates_agree("July 12, 2019", "ordered in 2017 and received its first batch in July 2019")
+    assert not dates_agree("July 12, 2019", "July 2018")
+    assert not dates_agree("July 12, 2019", "July 13")
+    assert not dates_agree("July 12, 2019", "October")
+    assert not dates_agree("July 12, 2019", "end of 2019 or beginning of 2020")  # no month: not the same claim
+    assert not dates_agree("2019", "July 2019")
+
+
+def test_a_less_precise_date_is_not_a_disagreement():
+    # Seen on the seed corpus: "July 12, 2019" (001) with "July 2019" (002) listed as a source that
+    # disagrees; it says the same thing less precisely. A different month still disagrees.
+    p1 = Passage("a", "A", "The deliveries began on July 12, 2019.", 0, 38, 1.0, "a:0")
+    p2 = Passage("b", "B", "Turkey received its first batch in July 2019.", 0, 46, 0.9, "b:0")
+    p3 = Passage("c", "C", "Deliveries were due in October.", 0, 31, 0.8, "c:0")
+    cands = [plain(p1, "July 12, 2019", 0.8), plain(p2, "July 2019", 0.7), plain(p3, "October", 0.6)]
+    a = Answerer(retriever=None, reader=StubReader(cands), threshold=0.3)
+    ans = a.decide("When did the deliveries begin?", [p1, p2, p3], ReaderOutput(cands), 0.3)
+    assert ans.text == "July 12, 2019"
+    assert [(x.text, x.doc_id) for x in ans.alternatives] == [("October", "c")]
 
 
 def test_same_article_two_values_is_not_a_disagreement():
