@@ -359,3 +359,27 @@ def test_a_run_stopped_by_sigterm_and_resumed_logs_what_an_uninterrupted_run_log
     resumed = T.train_reader(data_file, tmp_path / "cut", resume=True, **kw)
     assert resumed["finished"]
     assert losses(tmp_path / "cut") == losses(tmp_path / "straight")  # the step-3 line: the mean of all 3 steps
+
+
+def test_the_command_stopped_by_sigterm_says_how_to_resume_and_exits_143(tiny_qa_model, data_file, tmp_path,
+                                                                         monkeypatch, capsys):
+    import os
+    import signal
+
+    real_collate, calls = T.collate, {"n": 0}
+
+    def collate_then_stop(*a, **k):  # SIGTERM arrives while step 2 is being prepared
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_collate(*a, **k)
+
+    monkeypatch.setattr(T, "collate", collate_then_stop)
+    out = tmp_path / "cut"
+    argv = [str(data_file), "--out", str(out), "--encoder", str(tiny_qa_model), "--max-length", "48", "--stride", "16",
+            "--batch-size", "2", "--max-steps", "3", "--checkpoint-every", "0", "--no-eval", "--quiet", "--n-dev", "1"]
+    assert T.main(argv) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "stopped at step 2 of 3" in err and "--resume" in err and str(out / T.CHECKPOINT_NAME) in err
+    monkeypatch.setattr(T, "collate", real_collate)
+    assert T.main([*argv, "--resume"]) == 0

@@ -800,10 +800,11 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     log.write(json.dumps({"event": "start", "resumed_at_step": step, **info}) + "\n")
     log.flush()
 
-    stop = {"flag": False}
+    stop = {"flag": False, "signal": None}
 
     def _handler(signum, frame):
         stop["flag"] = True
+        stop["signal"] = signum
 
     old_handlers = {}
     if hasattr(signal, "SIGTERM") and threading_main():
@@ -879,6 +880,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
 
     save_checkpoint(ckpt_dir, model, tok, optimizer, scheduler, state())
     metrics: dict[str, Any] = {"step": step, "total_steps": total, "finished": step >= total,
+                               "stopped_by_signal": stop["signal"],
                                "train_seconds": round(train_secs, 1),
                                "windows_per_s": round(seen / max(train_secs, 1e-9), 2),
                                "windows_seen": seen, **{k: v for k, v in info.items() if k != "dev_titles"}}
@@ -1057,7 +1059,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=1))
-    return 0 if metrics.get("finished") else 1
+    if metrics.get("finished"):
+        return 0
+    print(f"stopped at step {metrics['step']} of {metrics['total_steps']}; the checkpoint is in "
+          f"{Path(args.out) / CHECKPOINT_NAME}: run the same command with --resume to continue", file=sys.stderr)
+    # A stop by SIGTERM/SIGINT (checkpoint saved) exits as a process ended by that signal does (143, 130),
+    # so a supervisor can tell it from a failure.
+    sig = metrics.get("stopped_by_signal")
+    return 128 + int(sig) if sig else 1
 
 
 if __name__ == "__main__":
