@@ -278,7 +278,10 @@ class Answerer:
             if _fragment_of(g.key, best.key):
                 continue  # "billion" beside "$2 billion" is a piece of the answer, not a rival figure
             if dates_agree(best.best.text, g.best.text):
-                continue  # "July 2019" beside "July 12, 2019" says the same, less precisely
+                # "July 2019" beside "July 12, 2019" says the same, less precisely; and that article's
+                # answer is this one, so its lesser figures ("2017", when it ordered) are not rivals.
+                typed_seen |= docs
+                continue
             # A rival of the same kind from another article is worth showing a little below the
             # answer threshold: it is labelled as a disagreement, with its own confidence. Also
             # each other article's best span of the question's expected type (``type_match``)

@@ -108,9 +108,11 @@ def test_a_less_precise_date_is_not_a_disagreement():
     # Seen on the seed corpus: "July 12, 2019" (001) with "July 2019" (002) listed as a source that
     # disagrees; it says the same thing less precisely. A different month still disagrees.
     p1 = Passage("a", "A", "The deliveries began on July 12, 2019.", 0, 38, 1.0, "a:0")
-    p2 = Passage("b", "B", "Turkey received its first batch in July 2019.", 0, 46, 0.9, "b:0")
+    p2 = Passage("b", "B", "Turkey ordered in 2017 and received its first batch in July 2019.", 0, 65, 0.9, "b:0")
     p3 = Passage("c", "C", "Deliveries were due in October.", 0, 31, 0.8, "c:0")
-    cands = [plain(p1, "July 12, 2019", 0.8), plain(p2, "July 2019", 0.7), plain(p3, "October", 0.6)]
+    # "2017" (b) is that article's second figure: once its best one agrees, it is no rival either
+    cands = [plain(p1, "July 12, 2019", 0.8), plain(p2, "July 2019", 0.7), plain(p3, "October", 0.6),
+             plain(p2, "2017", 0.2)]
     a = Answerer(retriever=None, reader=StubReader(cands), threshold=0.3)
     ans = a.decide("When did the deliveries begin?", [p1, p2, p3], ReaderOutput(cands), 0.3)
     assert ans.text == "July 12, 2019"
