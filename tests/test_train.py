@@ -331,11 +331,26 @@ def test_grouped_predict_reads_passages_jointly_and_evaluate_adds_near_misses(ti
         T.evaluate_model(tiny_qa_model, data_file, titles=["Marie_Curie"], progress=False, distractors=-1)
 
 
-def test_a_run_stopped_by_sigterm_and_resumed_logs_what_an_uninterrupted_run_logs(tiny_qa_model, data_file, tmp_path,
-                                                                                   monkeypatch):
+def sigterm_at_step_2(monkeypatch):
+    """Make the trainer receive SIGTERM while step 2's batch is being prepared; returns the real
+    ``collate`` (set it back to let a resumed run finish)."""
     import os
     import signal
 
+    real_collate, calls = T.collate, {"n": 0}
+
+    def collate_then_stop(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_collate(*a, **k)
+
+    monkeypatch.setattr(T, "collate", collate_then_stop)
+    return real_collate
+
+
+def test_a_run_stopped_by_sigterm_and_resumed_logs_what_an_uninterrupted_run_logs(tiny_qa_model, data_file, tmp_path,
+                                                                                   monkeypatch):
     kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3, n_dev=1,
               checkpoint_every=0, progress=False, device="cpu", evaluate=False, max_steps=3)
 
@@ -344,15 +359,7 @@ def test_a_run_stopped_by_sigterm_and_resumed_logs_what_an_uninterrupted_run_log
         return [(d["step"], d["loss"]) for d in lines if "event" not in d]
 
     T.train_reader(data_file, tmp_path / "straight", **kw)
-    real_collate, calls = T.collate, {"n": 0}
-
-    def collate_then_stop(*a, **k):  # SIGTERM arrives while step 2 is being prepared
-        calls["n"] += 1
-        if calls["n"] == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_collate(*a, **k)
-
-    monkeypatch.setattr(T, "collate", collate_then_stop)
+    real_collate = sigterm_at_step_2(monkeypatch)
     stopped = T.train_reader(data_file, tmp_path / "cut", **kw)
     monkeypatch.setattr(T, "collate", real_collate)
     assert stopped["step"] == 2 and not stopped["finished"]
@@ -363,18 +370,9 @@ def test_a_run_stopped_by_sigterm_and_resumed_logs_what_an_uninterrupted_run_log
 
 def test_the_command_stopped_by_sigterm_says_how_to_resume_and_exits_143(tiny_qa_model, data_file, tmp_path,
                                                                          monkeypatch, capsys):
-    import os
     import signal
 
-    real_collate, calls = T.collate, {"n": 0}
-
-    def collate_then_stop(*a, **k):  # SIGTERM arrives while step 2 is being prepared
-        calls["n"] += 1
-        if calls["n"] == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_collate(*a, **k)
-
-    monkeypatch.setattr(T, "collate", collate_then_stop)
+    real_collate = sigterm_at_step_2(monkeypatch)
     out = tmp_path / "cut"
     argv = [str(data_file), "--out", str(out), "--encoder", str(tiny_qa_model), "--max-length", "48", "--stride", "16",
             "--batch-size", "2", "--max-steps", "3", "--checkpoint-every", "0", "--no-eval", "--quiet", "--n-dev", "1"]
