@@ -81,8 +81,9 @@ def has_count(text: str) -> bool:
 
 _MONEY = re.compile(r"[$\u20ac\u00a3\u00a5\u20bd]|\b(?:dollars?|euros?|roubles?|rubles?|lira|pounds?|yuan|yen)\b", re.I)
 _PERCENT = re.compile(r"%|\bper ?cent\b", re.I)
-_DATE = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
-                   r"December)\b|(?<![\w-])(?:1[89]|20)\d\d(?:s(?!\w)|(?!\w))")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+_DATE = re.compile(r"\b(?:" + "|".join(_MONTHS) + r")\b|(?<![\w-])(?:1[89]|20)\d\d(?:s(?!\w)|(?!\w))")
 _DIGIT = re.compile(r"(?<![\w-])\d")
 
 
@@ -99,10 +100,8 @@ def figure_kind(text: str) -> str | None:
     return "number" if _DIGIT.search(text) else None
 
 
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december")
 _MONTH_DATE = re.compile(
-    r"(?:(?<![\w-])(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?)?\b(?P<m>" + "|".join(m.title() for m in _MONTHS) + r")\b"
+    r"(?:(?<![\w-])(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?)?\b(?P<m>" + "|".join(_MONTHS) + r")\b"
     r"(?:\s+(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?\b)?(?:,?\s+(?:of\s+)?(?P<y>(?:1[89]|20)\d\d)\b)?")
 
 
@@ -113,7 +112,7 @@ def month_dates(text: str) -> list[tuple[int | None, int, int | None]]:
     for m in _MONTH_DATE.finditer(text):
         day = m.group("d1") or m.group("d2")
         d = int(day) if day and 1 <= int(day) <= 31 else None
-        out.append((d, _MONTHS.index(m.group("m").lower()) + 1, int(m.group("y")) if m.group("y") else None))
+        out.append((d, _MONTHS.index(m.group("m")) + 1, int(m.group("y")) if m.group("y") else None))
     return out
 
 
