@@ -800,10 +800,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     log.write(json.dumps({"event": "start", "resumed_at_step": step, **info}) + "\n")
     log.flush()
 
-    stop = {"flag": False, "signal": None}
+    stop = {"signal": None}  # the signal that asked the run to stop (a checkpoint is saved first)
 
     def _handler(signum, frame):
-        stop["flag"] = True
         stop["signal"] = signum
 
     old_handlers = {}
@@ -823,11 +822,11 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         run_loss, run_n = float(resume_state["running_loss"][0]), int(resume_state["running_loss"][1])
     t_last = time.time()
     try:
-        while step < total and not stop["flag"]:
+        while step < total and stop["signal"] is None:
             epoch = step // per_epoch
             batches = length_bucketed_batches(lengths, batch_size, seed * 1000 + epoch)
             for b in batches[step - epoch * per_epoch:]:
-                if step >= total or stop["flag"]:
+                if step >= total or stop["signal"] is not None:
                     break
                 batch = collate([feats[i] for i in b], pad_id, pad_to_multiple=TRAIN_PAD_MULTIPLE)
                 imp = batch.pop("impossible")
