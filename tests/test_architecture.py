@@ -30,7 +30,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("eval and train", ["rag.eval.datasets", "rag.eval.plan", "rag.eval.scoring", "rag.eval.report",
                         "rag.eval.plots", "rag.eval.runner", "rag.eval.reader_table", "rag.train",
                         "rag.train.neural", "rag.train.compress", "rag.train.calibrate_int8", "rag.train.features",
-                        "rag.train.fusion", "rag.train.tuning", "rag.train.soup", "rag.train.distill"]),
+                        "rag.train.fusion", "rag.train.tuning", "rag.train.soup", "rag.train.distill",
+                        "rag.train.negatives"]),
     ("front ends", ["rag.web", "rag.web.engine", "rag.web.render", "rag.web.app", "rag.cli"]),
 ]
 

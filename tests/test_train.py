@@ -12,6 +12,7 @@ transformers = pytest.importorskip("transformers")
 from rag.eval.datasets import squad_articles  # noqa: E402
 from rag.eval.metrics import f1_score  # noqa: E402
 from rag.train import neural as T  # noqa: E402
+from rag.train.negatives import NearMisses  # noqa: E402
 
 POOL = Path("/work/shared/data/squad-pool.json.gz")
 
@@ -254,33 +255,6 @@ def test_train_with_mix_logs_it_and_resume_keeps_it(tiny_qa_model, data_file, tm
     assert not refused.exists()  # a refused run writes nothing
 
 
-def test_context_negatives_pair_questions_with_near_miss_paragraphs_of_their_article():
-    from rag.errors import InputError
-
-    exs = T.flatten(squad_fixture()["data"])
-    neg = T.context_negatives(exs, 1.0, seed=13)
-    by_id = {e["id"]: e for e in exs}
-    # only Marie_Curie has a second paragraph; every answerable question of it gets one negative
-    assert sorted(e["id"] for e in neg) == ["neg:c1", "neg:c2", "neg:c3", "neg:d1"]
-    for e in neg:
-        src = by_id[e["id"][4:]]
-        assert e["impossible"] and e["answers"] == [] and e["question"] == src["question"]
-        assert e["title"] == src["title"] and e["context"] != src["context"]
-        assert not any(t.lower() in e["context"].lower() for t, _ in src["answers"])
-    paired = {e["id"]: e["context"] for e in neg}
-    assert paired["neg:c1"] == CTX3 and paired["neg:d1"] == CTX2
-    # an answer found in the other paragraph too: no negative for that question
-    exs2 = T.flatten(squad_fixture()["data"])
-    for e in exs2:
-        if e["context"] == CTX3:
-            e["context"] = CTX3 + " Warsaw is far away."
-    assert "neg:c1" not in {e["id"] for e in T.context_negatives(exs2, 1.0, seed=13)}
-    half = T.context_negatives(exs, 0.5, seed=13)
-    assert len(half) <= 4 and half == T.context_negatives(exs, 0.5, seed=13)  # seeded
-    with pytest.raises(InputError, match="above 0"):
-        T.context_negatives(exs, 0.0, seed=13)
-
-
 def test_train_with_context_negatives_logs_them_and_resume_must_repeat_them(tiny_qa_model, data_file, tmp_path):
     from rag.errors import InputError
 
@@ -316,7 +290,7 @@ def test_grouped_predict_reads_passages_jointly_and_evaluate_adds_near_misses(ti
     assert joint_d["c1"] == pytest.approx(min(null.values()) - best[k][0])
     assert T.predict(model, tok, [c1], **kw) == T.predict(model, tok, [c1], groups=[7], **kw)
 
-    near = T.NearMisses(exs)
+    near = NearMisses(exs)
     assert near.rank(c1, 5) == [CTX3]  # the article's other paragraph, not the question's own
     assert near.rank({**c1, "answers": [("Danube", 0)]}, 5) == []  # a paragraph holding an answer is no miss
     plain = T.evaluate_model(tiny_qa_model, data_file, titles=["Marie_Curie"], progress=False, max_length=48,

@@ -1,6 +1,8 @@
 """Training the readers (never imported when answering).
 
 ``neural``: fine-tune an extractive-QA transformer (the ``rag train-reader`` command);
+``negatives``: unanswerable training questions made from answerable ones (near-miss paragraphs,
+swapped asked-for things);
 ``compress``: ship a full fine-tune as a small adapter (truncated SVD of each weight's change);
 ``features`` and ``fusion``: fit the feature and fused readers' weights; ``tuning``: calibration,
 the abstention threshold and the settings file every fit ends in.

@@ -32,6 +32,8 @@ from ..errors import InputError, ModelError
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
 from ..readers.neural import choose_precision, clip_question, to_precision
+from . import negatives as negatives_mod
+from .negatives import NearMisses, context_negatives
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -154,54 +156,6 @@ def mix_examples(specs: Sequence[tuple[str, float | None]], *, n_train: int, see
         records.append({"path": str(path), "fraction": fraction, "available": len(exs), "taken": take,
                         "unanswerable": sum(e["impossible"] for e in exs[:take])})
     return extra, records
-
-
-class NearMisses:
-    """Paragraphs of a question's own article ranked by the words they share with the question
-    (``rag.lexical.tokenize``; the shorter paragraph first on a tie): the near misses a retriever
-    hands the reader in use, on topic and without the answer."""
-
-    def __init__(self, examples: Iterable[dict[str, Any]]) -> None:
-        from ..lexical import tokenize
-
-        self._tokenize = tokenize
-        self.paragraphs: dict[str, list[str]] = {}
-        for e in examples:
-            paras = self.paragraphs.setdefault(e["title"], [])
-            if e["context"] not in paras:
-                paras.append(e["context"])
-        self._words = {c: set(tokenize(c)) for paras in self.paragraphs.values() for c in paras}
-
-    def rank(self, example: dict[str, Any], k: int) -> list[str]:
-        """Up to ``k`` paragraphs of the example's article other than its own, none holding one of
-        its answers (case-insensitively), most shared words first."""
-        answers = {t.lower() for t, _ in example["answers"] if t.strip()}
-        q = set(self._tokenize(example["question"]))
-        keyed = [((-len(q & self._words[c]), len(c)), n, c) for n, c in enumerate(self.paragraphs[example["title"]])
-                 if c != example["context"] and not any(a in c.lower() for a in answers)]
-        return [c for _, _, c in sorted(keyed)[:k]]
-
-
-def context_negatives(examples: Sequence[dict[str, Any]], fraction: float, *, seed: int) -> list[dict[str, Any]]:
-    """Unanswerable questions made from answerable ones: the question paired with its nearest miss
-    (``NearMisses``: the paragraph of its own article that shares the most of its words and holds
-    none of its answers). Trained as "no answer", such pairs teach the reader to keep its span
-    scores low on the on-topic passages retrieval hands it, which joint normalisation over the
-    retrieved passages (``rag.readers.neural``) compares with the passage that does answer.
-
-    ``fraction`` of the answerable questions (drawn with ``seed``) get one such negative; a question
-    whose article has no other paragraph free of its answers gets none. Ids are ``neg:<id>``."""
-    if not fraction > 0:
-        raise InputError(f"--context-negatives must be above 0 (e.g. 0.3), got {fraction:g}")
-    near = NearMisses(examples)
-    answerable = [e for e in examples if not e["impossible"]]
-    rng = random.Random(f"{seed}/context-negatives")
-    out = []
-    for e in rng.sample(answerable, min(len(answerable), round(fraction * len(answerable)))):
-        for c in near.rank(e, 1):
-            out.append({"id": f"neg:{e['id']}", "title": e["title"], "question": e["question"], "context": c,
-                        "answers": [], "impossible": True})
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -610,7 +564,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  init_adapter: str | os.PathLike | None = None,
                  freeze_embeddings: bool = False,
                  mix: Sequence[tuple[str, float | None]] = (),
-                 context_negatives_fraction: float = 0.0,
+                 context_negatives_fraction: float = 0.0, swap_negatives: int = 0,
                  teacher: str | os.PathLike | None = None, distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
@@ -634,7 +588,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     prior, so the fraction is a choice for dev to make. Dev stays the main file's held-out articles.
     ``context_negatives_fraction`` > 0 adds that fraction of the main training split's answerable
     questions again as unanswerable ones, each paired with a near-miss paragraph of its own article
-    (``context_negatives``); ``resume`` must repeat it.
+    (``context_negatives``); ``resume`` must repeat it. ``swap_negatives`` > 0 adds up to that many
+    unanswerable versions of each question whose asked-for thing can be swapped for one its paragraph
+    does not state ("how many jets" -> "how many pilots", read with the same paragraph;
+    ``rag.train.negatives.swap_negatives``, from the main training split); ``resume`` must repeat it.
 
     ``teacher``: a reader folder (e.g. ``rag/models/reader_mpnet``) whose start/end logits over the
     training windows the model also learns from (``rag.train.distill``): the loss is
@@ -685,8 +642,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     n_main = len(train_ex)
     negatives = (context_negatives(train_ex, context_negatives_fraction, seed=seed)
                  if context_negatives_fraction else [])
+    swaps = negatives_mod.swap_negatives(train_ex, swap_negatives, seed=seed) if swap_negatives else []
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
-    train_ex += negatives + mixed
+    train_ex += negatives + swaps + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
     (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
                                          encoding="utf-8")
@@ -713,11 +671,14 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         saved = resume_state.get("info", {})
         saved_mix = saved.get("mix") or []
         saved_neg = float(saved.get("context_negatives_fraction") or 0.0)
-        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg) != (
-                [(m["path"], m["fraction"]) for m in mix_records], float(context_negatives_fraction or 0.0)):
+        saved_swap = int(saved.get("swap_negatives_per_question") or 0)
+        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap) != (
+                [(m["path"], m["fraction"]) for m in mix_records], float(context_negatives_fraction or 0.0),
+                int(swap_negatives or 0)):
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
-            was += f" and --context-negatives {saved_neg:g}" if saved_neg else " and no --context-negatives"
+            was += f", --context-negatives {saved_neg:g}" if saved_neg else ", no --context-negatives"
+            was += f" and --swap-negatives {saved_swap:g}" if saved_swap else " and no --swap-negatives"
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
         if saved.get("teacher") != (teacher_name if teacher is not None else None):
@@ -784,6 +745,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "noans_weight": noans_weight, "train_questions": len(train_ex), "main_train_questions": n_main,
             "mix": mix_records, "context_negatives_fraction": float(context_negatives_fraction or 0.0),
             "context_negatives": len(negatives),
+            "swap_negatives_per_question": int(swap_negatives or 0), "swap_negatives": len(swaps),
             "teacher": teacher_name if teacher is not None else None,
             "distill_alpha": distill_alpha if teacher is not None else None,
             "distill_temperature": distill_temperature if teacher is not None else None,
@@ -1011,6 +973,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add this fraction of the training split's answerable questions again as unanswerable "
                         "ones, each with the paragraph of its own article that shares the most words with it and "
                         "holds no answer (the near misses retrieval hands the reader), e.g. 0.3")
+    p.add_argument("--swap-negatives", type=int, default=0, metavar="N",
+                   help="add up to N unanswerable versions of each training question whose asked-for thing can be "
+                        "swapped for one its paragraph does not state ('how many jets' -> 'how many pilots', "
+                        "'how far' -> 'how fast'), read with its own paragraph, e.g. 3")
     p.add_argument("--teacher", default=None, metavar="DIR",
                    help="distil: also learn this reader's start/end distributions over the training windows "
                         "(e.g. rag/models/reader_mpnet, to teach a MiniLM student)")
@@ -1054,6 +1020,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings,
         mix=[parse_mix(m) for m in args.mix], context_negatives_fraction=args.context_negatives,
+        swap_negatives=args.swap_negatives,
         teacher=args.teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
