@@ -32,8 +32,8 @@ from ..errors import InputError, ModelError
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
 from ..readers.neural import choose_precision, clip_question, to_precision
-from . import negatives as negatives_mod
 from .negatives import NearMisses, context_negatives
+from .negatives import swap_negatives as make_swap_negatives  # the name is train_reader's parameter
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -642,7 +642,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     n_main = len(train_ex)
     negatives = (context_negatives(train_ex, context_negatives_fraction, seed=seed)
                  if context_negatives_fraction else [])
-    swaps = negatives_mod.swap_negatives(train_ex, swap_negatives, seed=seed) if swap_negatives else []
+    swaps = make_swap_negatives(train_ex, swap_negatives, seed=seed) if swap_negatives else []
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
     train_ex += negatives + swaps + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
