@@ -34,6 +34,7 @@ from ..eval.datasets import squad_articles
 from ..readers.neural import choose_precision, clip_question, to_precision
 from .negatives import NearMisses, context_negatives
 from .negatives import swap_negatives as make_swap_negatives  # the name is train_reader's parameter
+from .low_overlap import low_overlap_copies
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -565,6 +566,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  freeze_embeddings: bool = False,
                  mix: Sequence[tuple[str, float | None]] = (),
                  context_negatives_fraction: float = 0.0, swap_negatives: int = 0,
+                 low_overlap_fraction: float = 0.0,
                  teacher: str | os.PathLike | None = None, distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
@@ -592,6 +594,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     unanswerable versions of each question whose asked-for thing can be swapped for one its paragraph
     does not state ("how many jets" -> "how many pilots", read with the same paragraph;
     ``rag.train.negatives.swap_negatives``, from the main training split); ``resume`` must repeat it.
+    ``low_overlap_fraction`` > 0 adds a second copy of that share of the main training split's
+    answerable questions, those sharing the fewest words with their answer's sentence
+    (``rag.train.low_overlap``); ``resume`` must repeat it.
 
     ``teacher``: a reader folder (e.g. ``rag/models/reader_mpnet``) whose start/end logits over the
     training windows the model also learns from (``rag.train.distill``): the loss is
@@ -643,8 +648,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     negatives = (context_negatives(train_ex, context_negatives_fraction, seed=seed)
                  if context_negatives_fraction else [])
     swaps = make_swap_negatives(train_ex, swap_negatives, seed=seed) if swap_negatives else []
+    low = low_overlap_copies(train_ex, low_overlap_fraction, seed=seed) if low_overlap_fraction else []
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
-    train_ex += negatives + swaps + mixed
+    train_ex += negatives + swaps + low + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
     (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
                                          encoding="utf-8")
@@ -672,13 +678,15 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         saved_mix = saved.get("mix") or []
         saved_neg = float(saved.get("context_negatives_fraction") or 0.0)
         saved_swap = int(saved.get("swap_negatives_per_question") or 0)
-        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap) != (
+        saved_low = float(saved.get("low_overlap_fraction") or 0.0)
+        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap, saved_low) != (
                 [(m["path"], m["fraction"]) for m in mix_records], float(context_negatives_fraction or 0.0),
-                int(swap_negatives or 0)):
+                int(swap_negatives or 0), float(low_overlap_fraction or 0.0)):
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
             was += f", --context-negatives {saved_neg:g}" if saved_neg else ", no --context-negatives"
-            was += f" and --swap-negatives {saved_swap:g}" if saved_swap else " and no --swap-negatives"
+            was += f", --swap-negatives {saved_swap:g}" if saved_swap else ", no --swap-negatives"
+            was += f" and --low-overlap {saved_low:g}" if saved_low else " and no --low-overlap"
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
         if saved.get("teacher") != (teacher_name if teacher is not None else None):
@@ -746,6 +754,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "mix": mix_records, "context_negatives_fraction": float(context_negatives_fraction or 0.0),
             "context_negatives": len(negatives),
             "swap_negatives_per_question": int(swap_negatives or 0), "swap_negatives": len(swaps),
+            "low_overlap_fraction": float(low_overlap_fraction or 0.0), "low_overlap_copies": len(low),
             "teacher": teacher_name if teacher is not None else None,
             "distill_alpha": distill_alpha if teacher is not None else None,
             "distill_temperature": distill_temperature if teacher is not None else None,
@@ -977,6 +986,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add up to N unanswerable versions of each training question whose asked-for thing can be "
                         "swapped for one its paragraph does not state ('how many jets' -> 'how many pilots', "
                         "'how far' -> 'how fast'), read with its own paragraph, e.g. 3")
+    p.add_argument("--low-overlap", type=float, default=0.0, metavar="FRACTION",
+                   help="train this share of the answerable training questions twice: those whose words least "
+                        "overlap their answer's sentence (paraphrases, which a reader learns to refuse), e.g. 0.25")
     p.add_argument("--teacher", default=None, metavar="DIR",
                    help="distil: also learn this reader's start/end distributions over the training windows "
                         "(e.g. rag/models/reader_mpnet, to teach a MiniLM student)")
@@ -1020,7 +1032,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings,
         mix=[parse_mix(m) for m in args.mix], context_negatives_fraction=args.context_negatives,
-        swap_negatives=args.swap_negatives,
+        swap_negatives=args.swap_negatives, low_overlap_fraction=args.low_overlap,
         teacher=args.teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)

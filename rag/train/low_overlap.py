@@ -1,0 +1,61 @@
+"""Answerable training questions that share few words with their answer's sentence, trained twice.
+
+A paraphrased question ("What is holding Washington back from penalising Ankara?" over "the US
+has not imposed sanctions on Turkey out of fear of ...") shares almost none of its words with the
+sentence that answers it. On the gold dev split the paraphrased questions' median share of words
+found in the answer's sentence is 0.14 and a quarter share none, against 0.57 for SQuAD's training
+questions, only a tenth of which share under 0.2. A reader trained on SQuAD with many
+unanswerable questions learns that a question whose words the paragraph lacks has no answer
+there, and refuses the paraphrase. ``low_overlap_copies`` adds the answerable training
+questions with the least overlap once more (ids ``low:<id>``), so they weigh twice.
+"""
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import InputError
+
+# A sentence ends at . ! or ? followed by white space (or the paragraph's end), but not after an
+# initial ("Charles W. Eliot") or a short title ("Dr. Smith"); good enough for ranking questions by
+# overlap, where a sentence cut in two or two run together shifts a score a little.
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])(?<!\b(?:Mr|Dr|St|Jr|Sr|Ms|vs))[.!?](?=\s)|\n")
+
+
+def answer_sentence(context: str, start: int) -> str:
+    """The sentence of ``context`` holding the character at ``start``."""
+    lo = 0
+    for m in _SENTENCE_END.finditer(context):
+        if m.end() > start:
+            return context[lo:m.end()]
+        lo = m.end()
+    return context[lo:]
+
+
+def overlap(question: str, sentence: str) -> float:
+    """The share of the question's words (``rag.lexical.tokenize``: stemmed, no stopwords) that
+    occur in ``sentence``; 1.0 for a question with no such words."""
+    from ..lexical import tokenize
+
+    q = set(tokenize(question))
+    if not q:
+        return 1.0
+    return len(q & set(tokenize(sentence))) / len(q)
+
+
+def low_overlap_copies(examples: Sequence[dict[str, Any]], fraction: float, *,
+                       seed: int) -> list[dict[str, Any]]:
+    """Copies of the ``fraction`` of answerable ``examples`` whose questions share the fewest words
+    with their first answer's sentence (``overlap``; ties broken with ``seed``), ids ``low:<id>``."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise InputError(f"--low-overlap is the share of answerable training questions to train twice, "
+                         f"above 0 and at most 1 (e.g. 0.25), got {fraction!r}")
+    answerable = [e for e in examples if not e["impossible"] and e["answers"]]
+    rng = random.Random(f"{seed}/low-overlap")
+    keyed = [(overlap(e["question"], answer_sentence(e["context"], e["answers"][0][1])), rng.random(), n)
+             for n, e in enumerate(answerable)]
+    keyed.sort()
+    take = round(fraction * len(answerable))
+    return [{**answerable[n], "id": f"low:{answerable[n]['id']}"} for _, _, n in keyed[:take]]
