@@ -1,12 +1,12 @@
 """rag.train.low_overlap: the answerable training questions that least share their answer's words, trained twice."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from rag.errors import InputError
 from rag.train import low_overlap as L
+from test_negatives import train_with
 
 DEAL = ("Turkey bought the S-400 from Russia in 2017. The United States has not imposed sanctions on Turkey "
         "out of fear of worsening relations with a major NATO ally. Charles W. Eliot signed nothing.")
@@ -61,8 +61,6 @@ def test_low_overlap_needs_a_share_above_0_and_at_most_1(bad):
 
 
 def test_train_with_low_overlap_logs_the_copies_and_resume_must_repeat_them(tiny_qa_model, tmp_path):
-    from rag.train import neural as T
-
     other = "The Eiffel Tower is in Paris. It was finished in 1889."
     data = {"version": "v2.0", "data": [
         {"title": "Deal", "paragraphs": [{"context": DEAL, "qas": [
@@ -75,17 +73,7 @@ def test_train_with_low_overlap_logs_the_copies_and_resume_must_repeat_them(tiny
             {"id": "t1", "question": "When was the Eiffel Tower finished?", "is_impossible": False,
              "answers": [{"text": "1889", "answer_start": other.index("1889")}]}]}]},
     ]}
-    f = tmp_path / "deal.json"
-    f.write_text(json.dumps(data), encoding="utf-8")
-    out = tmp_path / "run"
-    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3, checkpoint_every=1,
-              progress=False, device="cpu", evaluate=False, dev_titles=["Tower"])
-    assert T.train_reader(f, out, max_steps=1, low_overlap_fraction=0.5, **kw)["finished"]
-    start = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()
-             if '"event": "start"' in x][-1]
+    start = train_with(tiny_qa_model, tmp_path, data, "Tower", {"low_overlap_fraction": 0.5}, "--low-overlap 0.5")
     # Deal is the training split: half of its two answerable questions, the paraphrase, is copied
     assert start["low_overlap_copies"] == 1 and start["low_overlap_fraction"] == 0.5
     assert start["train_questions"] == start["main_train_questions"] + 1 and start["train_unanswerable"] == 0
-    with pytest.raises(InputError, match="--low-overlap 0.5"):
-        T.train_reader(f, out, max_steps=2, resume=True, **kw)
-    assert T.train_reader(f, out, max_steps=2, resume=True, low_overlap_fraction=0.5, **kw)["step"] == 2

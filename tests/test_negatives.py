@@ -91,9 +91,26 @@ def test_swap_negatives_needs_a_whole_number_of_swaps(bad):
         N.swap_negatives([], bad, seed=1)
 
 
-def test_train_with_swap_negatives_logs_them_and_resume_must_repeat_them(tiny_qa_model, tmp_path):
+def train_with(tiny_qa_model, tmp_path, data, dev_title, flags, refused):
+    """One training step on ``data`` (SQuAD JSON) with ``flags``; then a resume without them refused
+    (InputError matching ``refused``) and one with them continuing. The run's start record."""
     from rag.train import neural as T
 
+    f = tmp_path / "data.json"
+    f.write_text(json.dumps(data), encoding="utf-8")
+    out = tmp_path / "run"
+    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3, checkpoint_every=1,
+              progress=False, device="cpu", evaluate=False, dev_titles=[dev_title])
+    assert T.train_reader(f, out, max_steps=1, **flags, **kw)["finished"]
+    start = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()
+             if '"event": "start"' in x][-1]
+    with pytest.raises(InputError, match=refused):
+        T.train_reader(f, out, max_steps=2, resume=True, **kw)
+    assert T.train_reader(f, out, max_steps=2, resume=True, **flags, **kw)["step"] == 2
+    return start
+
+
+def test_train_with_swap_negatives_logs_them_and_resume_must_repeat_them(tiny_qa_model, tmp_path):
     data = {"version": "v2.0", "data": [
         {"title": "Fleet", "paragraphs": [{"context": FLEET, "qas": [
             {"id": "f1", "question": "How many jets will Turkey buy?", "is_impossible": False,
@@ -102,17 +119,7 @@ def test_train_with_swap_negatives_logs_them_and_resume_must_repeat_them(tiny_qa
             {"id": "m1", "question": "How far can the missile fly?", "is_impossible": False,
              "answers": [{"text": "400 km", "answer_start": MISSILE.index("400 km")}]}]}]},
     ]}
-    f = tmp_path / "fleet.json"
-    f.write_text(json.dumps(data), encoding="utf-8")
-    out = tmp_path / "run"
-    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, lr=1e-3, checkpoint_every=1,
-              progress=False, device="cpu", evaluate=False, dev_titles=["Missile"])
-    assert T.train_reader(f, out, max_steps=1, swap_negatives=2, **kw)["finished"]
-    start = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()
-             if '"event": "start"' in x][-1]
+    start = train_with(tiny_qa_model, tmp_path, data, "Missile", {"swap_negatives": 2}, "--swap-negatives 2")
     # Fleet is the training split: one "how many" question, one free noun (pilots)
     assert start["swap_negatives"] == 1 and start["swap_negatives_per_question"] == 2
     assert start["train_questions"] == start["main_train_questions"] + 1 and start["train_unanswerable"] == 1
-    with pytest.raises(InputError, match="--swap-negatives 2"):
-        T.train_reader(f, out, max_steps=2, resume=True, **kw)
-    assert T.train_reader(f, out, max_steps=2, resume=True, swap_negatives=2, **kw)["step"] == 2
