@@ -1,7 +1,6 @@
 """rag.train.low_overlap: the answerable training questions that least share their answer's words, trained twice."""
 from __future__ import annotations
 
-
 import pytest
 
 from rag.errors import InputError
