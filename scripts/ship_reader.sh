@@ -7,6 +7,8 @@
 #    then fp32 against int8 (and bf16, on a CPU that computes it natively) on INT8_SAMPLE (default 400)
 #    SQuAD dev questions (gold paragraph): a cheaper precision is kept (inference.json) only where it
 #    loses at most 0.005 F1 and is faster; int8 for CPUs without native bf16, bf16 for those with;
+#    one refused on the sample by at most 0.01 is measured again, with fp32, on all dev questions
+#    (python -m rag.train.precision);
 # 3. calibrates the mpnet reader and picks its threshold on the gold dev split: the best dev F1
 #    among thresholds that abstain on at least MIN_NOANS (default 0.85) of dev's unanswerable
 #    questions (MIN_NOANS= for the plain best-F1 threshold), at each k of KS (default 5,8,10,12
@@ -32,27 +34,7 @@ else cp "$RUN/train_log.jsonl" "$DST/train_log.jsonl"; fi
 echo "== int8 smoothing: activation maxima on training questions" >&2
 $PY -m rag.train.calibrate_int8 "$DST" --squad "$POOL"
 echo "== fp32 vs int8 (vs bf16 where native) on $SAMPLE SQuAD dev questions" >&2
-$PY - "$DST" "$POOL" "$SAMPLE" <<'PY'
-import json, sys, time
-from pathlib import Path
-from rag.eval.datasets import squad_articles
-from rag.readers.neural import MAX_PRECISION_LOSS, cpu_has_native_bf16, keep_precision
-from rag.train.neural import evaluate_model, resolve_dev_titles
-dst, pool, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-titles = resolve_dev_titles(squad_articles(pool))
-runs = ("fp32", "int8", "bf16") if cpu_has_native_bf16() else ("fp32", "int8")
-m = {q: evaluate_model(dst, pool, titles=titles, sample=n, precision=q, progress=False) for q in runs}
-measured = {q: {"hasans_f1_span": round(m[q]["HasAns_f1_span"] / 100, 4),
-                "best_f1": round(m[q]["best_f1"] / 100, 4), "seconds": m[q]["seconds"]} for q in m}
-out = {"cpu_precision": keep_precision(measured, "int8"),
-       **({"native_bf16_precision": keep_precision(measured, "bf16")} if "bf16" in measured else {}),
-       "rule": f"a cheaper precision where it loses at most {MAX_PRECISION_LOSS} F1 on SQuAD dev and is faster than fp32: "
-               "int8 on CPUs without native bf16 (cpu_precision), bf16 on CPUs with it (native_bf16_precision; "
-               "rag.readers.neural.choose_precision)",
-       "measured": measured, "questions": n, "date": time.strftime("%Y-%m-%d")}
-(dst / "inference.json").write_text(json.dumps(out, indent=1) + "\n")
-print(json.dumps(out, indent=1))
-PY
+$PY -m rag.train.precision "$DST" --squad "$POOL" --sample "$SAMPLE"
 echo "== calibration and threshold of mpnet (gold dev)" >&2
 $PY -m rag.train.tuning mpnet "${FLOOR[@]}" --k "$KS" --out rag/models/mpnet_settings.json
 echo "== the fused reader refit on MPNet's spans" >&2
