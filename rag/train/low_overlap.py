@@ -12,26 +12,21 @@ questions with the least overlap once more (ids ``low:<id>``), so they weigh twi
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InputError
 
-# A sentence ends at . ! or ? followed by white space (or the paragraph's end), but not after an
-# initial ("Charles W. Eliot") or a short title ("Dr. Smith"); good enough for ranking questions by
-# overlap, where a sentence cut in two or two run together shifts a score a little.
-_SENTENCE_END = re.compile(r"(?<!\b[A-Z])(?<!\b(?:Mr|Dr|St|Jr|Sr|Ms|vs))[.!?](?=\s)|\n")
-
 
 def answer_sentence(context: str, start: int) -> str:
-    """The sentence of ``context`` holding the character at ``start``."""
-    lo = 0
-    for m in _SENTENCE_END.finditer(context):
-        if m.end() > start:
-            return context[lo:m.end()]
-        lo = m.end()
-    return context[lo:]
+    """The sentence of ``context`` holding the character at ``start`` (``rag.sentences.split_sentences``,
+    the chunker's and the evidence quote's splitter)."""
+    from ..sentences import split_sentences
+
+    for a, b in split_sentences(context):
+        if start < b:
+            return context[a:b]
+    return context
 
 
 def overlap(question: str, sentence: str) -> float:
