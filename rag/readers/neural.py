@@ -77,11 +77,15 @@ def keep_precision(measured: dict[str, dict[str, float]], cheaper: str) -> str:
     and of best-threshold F1 against fp32 and ran faster, else "fp32". ``measured`` maps a precision
     to ``{"hasans_f1_span", "best_f1", "seconds"}`` (fractions; what scripts/ship_reader.sh writes
     into a model folder's ``inference.json``)."""
-    base, alt = measured["fp32"], measured.get(cheaper)
-    if alt is None:
+    if cheaper not in measured:
         return "fp32"
-    loss = max(base[k] - alt[k] for k in ("hasans_f1_span", "best_f1"))
-    return cheaper if loss <= MAX_PRECISION_LOSS and alt["seconds"] < base["seconds"] else "fp32"
+    faster = measured[cheaper]["seconds"] < measured["fp32"]["seconds"]
+    return cheaper if precision_loss(measured, cheaper) <= MAX_PRECISION_LOSS and faster else "fp32"
+
+
+def precision_loss(measured: dict[str, dict[str, float]], cheaper: str) -> float:
+    """The larger of the HasAns span F1 and best-threshold F1 that ``cheaper`` lost against fp32."""
+    return max(measured["fp32"][k] - measured[cheaper][k] for k in ("hasans_f1_span", "best_f1"))
 
 
 def choose_precision(precision: str, device: str, model_path: Path) -> str:

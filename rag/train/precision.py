@@ -26,10 +26,6 @@ def _summary(m: dict[str, Any]) -> dict[str, float]:
             "seconds": m["seconds"]}
 
 
-def _loss(measured: dict[str, dict[str, float]], cheaper: str) -> float:
-    return max(measured["fp32"][k] - measured[cheaper][k] for k in ("hasans_f1_span", "best_f1"))
-
-
 def measure(model_dir: str | Path, pool: str | Path, *, sample: int | None, native_bf16: bool,
             titles: Sequence[str] | None = None,
             evaluate: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -37,7 +33,7 @@ def measure(model_dir: str | Path, pool: str | Path, *, sample: int | None, nati
     behind them, on ``sample`` questions (None: all) of the ``titles`` articles of ``pool`` (default
     the fixed dev titles). ``evaluate``: ``rag.train.neural.evaluate_model`` (replaceable in tests)."""
     from ..eval.datasets import squad_articles
-    from ..readers.neural import MAX_PRECISION_LOSS, keep_precision
+    from ..readers.neural import MAX_PRECISION_LOSS, keep_precision, precision_loss
     from .neural import evaluate_model, resolve_dev_titles
 
     evaluate = evaluate or evaluate_model
@@ -56,7 +52,7 @@ def measure(model_dir: str | Path, pool: str | Path, *, sample: int | None, nati
                     f"at most {RECHECK_MARGIN} is measured again on all dev questions, which decide",
                measured=measured, questions=sample)
     recheck = [q for q in runs[1:] if sample is not None and out[keys[q]] == "fp32"
-               and _loss(measured, q) <= RECHECK_MARGIN and measured[q]["seconds"] < measured["fp32"]["seconds"]]
+               and precision_loss(measured, q) <= RECHECK_MARGIN and measured[q]["seconds"] < measured["fp32"]["seconds"]]
     if recheck:
         full = {"fp32": run("fp32", None), **{q: run(q, None) for q in recheck}}
         out["measured_all_dev"] = full
