@@ -100,6 +100,12 @@ _HOW_MEASURE = re.compile(r"\bhow (" + "|".join([*_MEASURES, "tall", "long", "wi
 _HOW_MANY = re.compile(r"\bhow many\b", re.I)
 
 
+def asks_count_or_measure(question: str) -> bool:
+    """True for a "how many ..." or "how far / fast / high / heavy / deep / old / tall / long / wide"
+    question: the kinds ``swap_negatives`` makes unanswerable by swapping what they ask for."""
+    return bool(_HOW_MANY.search(question) or _HOW_MEASURE.search(question))
+
+
 def _counted(tok) -> bool:
     """True when the paragraph states a number of ``tok`` (a spaCy token, a plural noun) here."""
     doc = tok.doc
