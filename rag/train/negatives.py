@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..answer import expects_count
 from ..errors import InputError
 
 
@@ -97,13 +98,12 @@ _MEASURE_CUES = {m: re.compile(r"(?<![\w/])(?:" + cues + r")(?![\w/])", re.I) fo
 # Asked-for measures with a near synonym among ``_MEASURES``, which a swap must not go to.
 _SAME_MEASURE = {"tall": "high", "long": "far", "wide": "far", "high": "tall"}
 _HOW_MEASURE = re.compile(r"\bhow (" + "|".join([*_MEASURES, "tall", "long", "wide"]) + r")\b", re.I)
-_HOW_MANY = re.compile(r"\bhow many\b", re.I)
 
 
 def asks_count_or_measure(question: str) -> bool:
     """True for a "how many ..." or "how far / fast / high / heavy / deep / old / tall / long / wide"
     question: the kinds ``swap_negatives`` makes unanswerable by swapping what they ask for."""
-    return bool(_HOW_MANY.search(question) or _HOW_MEASURE.search(question))
+    return bool(expects_count(question) or _HOW_MEASURE.search(question))
 
 
 def _counted(tok) -> bool:
@@ -153,7 +153,7 @@ def swap_negatives(examples: Sequence[dict[str, Any]], per_question: int, *, see
     answerable = [e for e in examples if not e["impossible"]]
     options: list[tuple[dict[str, Any], int, int, str, list[str]]] = []  # example, span to replace, old, new ones
 
-    counts = [e for e in answerable if _HOW_MANY.search(e["question"])]
+    counts = [e for e in answerable if expects_count(e["question"])]
     for e, qd, cd in zip(counts, nlp.pipe(e["question"] for e in counts), nlp.pipe(e["context"] for e in counts)):
         head = _counted_head(qd)
         if head is None or head.lower_ in _VAGUE_NOUNS:
@@ -183,7 +183,7 @@ def swap_negatives(examples: Sequence[dict[str, Any]], per_question: int, *, see
                    for e, lo, hi, old, new in options]
     for e in answerable:
         m = _HOW_MEASURE.search(e["question"])
-        if m is None or _HOW_MANY.search(e["question"]):
+        if m is None or expects_count(e["question"]):
             continue
         asked = m.group(1).lower()
         free = [x for x in _MEASURES if x not in (asked, _SAME_MEASURE.get(asked))
