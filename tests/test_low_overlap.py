@@ -46,12 +46,13 @@ def test_the_least_overlapping_answerable_questions_are_copied():
     assert exs[1]["id"] == "para"  # the originals are left as they were
 
 
-def test_count_and_measure_questions_are_never_copied():
+def test_figure_questions_are_never_copied():
     # The near misses the swapped negatives teach the reader to refuse: copying a "how many" question
     # whose words its sentence lacks would teach it to answer "100" for the pilots again.
     exs = [_ex("count", "How many pilots does Ankara have?", "2017"),
            _ex("measure", "How far did Ankara go?", "2017"),
            _ex("old", "How old was Washington's fear?", "fear of worsening relations"),
+           _ex("much", "How much did Ankara pay?", "2017"),
            _ex("para", "What is holding Washington back from penalising Ankara?", "fear of worsening relations"),
            _ex("lit", "In which year did Turkey buy the S-400 from Russia?", "2017")]
     assert [e["id"] for e in L.low_overlap_copies(exs, 1.0, seed=1)] == ["low:para", "low:lit"]

@@ -9,11 +9,12 @@ unanswerable questions learns that a question whose words the paragraph lacks ha
 there, and refuses the paraphrase. ``low_overlap_copies`` adds the answerable training
 questions with the least overlap once more (ids ``low:<id>``), so they weigh twice.
 
-Count and measure questions ("how many ...", "how far ...") are never copied. For them, a question
-whose words its answer's sentence lacks is the near miss the swapped negatives
-(``rag.train.negatives.swap_negatives``) teach the reader to refuse: "How many Turkish pilots are
-training on the F-35?" over a sentence about the 100 jets Turkey ordered. Copying them taught the
-opposite (the tenth session's stage 12 answered "100" again at 0.79).
+Questions asking for a figure ("how many ...", "how much ...", "how far ...") are never copied.
+For them, a question whose words its answer's sentence lacks is the near miss the swapped
+negatives (``rag.train.negatives.swap_negatives``) teach the reader to refuse: "How many Turkish
+pilots are training on the F-35?" over a sentence about the 100 jets Turkey ordered. Copying them
+taught the opposite (the tenth session's stage 12 answered "100" again, at 0.79 for the pilots and
+0.76 for "How much does one F-35 jet ordered by Turkey cost?").
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InputError
-from .negatives import asks_count_or_measure
+from .negatives import asks_figure
 
 
 def answer_sentence(context: str, start: int) -> str:
@@ -49,14 +50,14 @@ def overlap(question: str, sentence: str) -> float:
 
 def low_overlap_copies(examples: Sequence[dict[str, Any]], fraction: float, *,
                        seed: int) -> list[dict[str, Any]]:
-    """Copies of the ``fraction`` of answerable ``examples`` (count and measure questions left out)
+    """Copies of the ``fraction`` of answerable ``examples`` (figure questions left out: ``asks_figure``)
     whose questions share the fewest words with their first answer's sentence (``overlap``; ties
     broken with ``seed``), ids ``low:<id>``."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise InputError(f"--low-overlap is the share of answerable training questions to train twice, "
                          f"above 0 and at most 1 (e.g. 0.25), got {fraction!r}")
     answerable = [e for e in examples
-                  if not e["impossible"] and e["answers"] and not asks_count_or_measure(e["question"])]
+                  if not e["impossible"] and e["answers"] and not asks_figure(e["question"])]
     rng = random.Random(f"{seed}/low-overlap")
     keyed = [(overlap(e["question"], answer_sentence(e["context"], e["answers"][0][1])), rng.random(), n)
              for n, e in enumerate(answerable)]

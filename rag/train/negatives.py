@@ -100,10 +100,14 @@ _SAME_MEASURE = {"tall": "high", "long": "far", "wide": "far", "high": "tall"}
 _HOW_MEASURE = re.compile(r"\bhow (" + "|".join([*_MEASURES, "tall", "long", "wide"]) + r")\b", re.I)
 
 
-def asks_count_or_measure(question: str) -> bool:
-    """True for a "how many ..." or "how far / fast / high / heavy / deep / old / tall / long / wide"
-    question: the kinds ``swap_negatives`` makes unanswerable by swapping what they ask for."""
-    return bool(expects_count(question) or _HOW_MEASURE.search(question))
+_HOW_MUCH = re.compile(r"\bhow much\b", re.I)
+
+
+def asks_figure(question: str) -> bool:
+    """True for a "how many ...", "how much ..." or "how far / fast / high / heavy / deep / old /
+    tall / long / wide ..." question: one answered by a figure, where a paragraph's other figures
+    make near misses (the count and measure kinds are those ``swap_negatives`` swaps)."""
+    return bool(expects_count(question) or _HOW_MUCH.search(question) or _HOW_MEASURE.search(question))
 
 
 def _counted(tok) -> bool:
