@@ -14,7 +14,9 @@ For them, a question whose words its answer's sentence lacks is the near miss th
 negatives (``rag.train.negatives.swap_negatives``) teach the reader to refuse: "How many Turkish
 pilots are training on the F-35?" over a sentence about the 100 jets Turkey ordered. Copying them
 taught the opposite (the tenth session's stage 12 answered "100" again, at 0.79 for the pilots and
-0.76 for "How much does one F-35 jet ordered by Turkey cost?").
+0.76 for "How much does one F-35 jet ordered by Turkey cost?"). Without them the copies still
+cost gold dev F1 (stage 13, 0.647 against 0.681; ``evals/README.md``, eleventh session), so the
+shipped recipe does not use ``--low-overlap``.
 """
 from __future__ import annotations
 

@@ -98,8 +98,6 @@ _MEASURE_CUES = {m: re.compile(r"(?<![\w/])(?:" + cues + r")(?![\w/])", re.I) fo
 # Asked-for measures with a near synonym among ``_MEASURES``, which a swap must not go to.
 _SAME_MEASURE = {"tall": "high", "long": "far", "wide": "far", "high": "tall"}
 _HOW_MEASURE = re.compile(r"\bhow (" + "|".join([*_MEASURES, "tall", "long", "wide"]) + r")\b", re.I)
-
-
 _HOW_MUCH = re.compile(r"\bhow much\b", re.I)
 
 
