@@ -72,20 +72,17 @@ def cpu_has_native_bf16() -> bool:
 MAX_PRECISION_LOSS = 0.005  # F1 a cheaper precision may lose on SQuAD dev and still be kept
 
 
-def keep_precision(measured: dict[str, dict[str, float]], cheaper: str) -> str:
-    """``cheaper`` ("int8" or "bf16") when it lost at most ``MAX_PRECISION_LOSS`` of HasAns span F1
-    and of best-threshold F1 against fp32 and ran faster, else "fp32". ``measured`` maps a precision
-    to ``{"hasans_f1_span", "best_f1", "seconds"}`` (fractions; what scripts/ship_reader.sh writes
-    into a model folder's ``inference.json``)."""
-    if cheaper not in measured:
+def keep_precision(measured: dict[str, dict[str, float]], cheaper: str, *,
+                   max_loss: float = MAX_PRECISION_LOSS) -> str:
+    """``cheaper`` ("int8" or "bf16") when it lost at most ``max_loss`` of HasAns span F1 and of
+    best-threshold F1 against fp32 and ran faster, else "fp32". ``measured`` maps a precision to
+    ``{"hasans_f1_span", "best_f1", "seconds"}`` (fractions; what ``python -m rag.train.precision``
+    writes into a model folder's ``inference.json``)."""
+    base, alt = measured["fp32"], measured.get(cheaper)
+    if alt is None:
         return "fp32"
-    faster = measured[cheaper]["seconds"] < measured["fp32"]["seconds"]
-    return cheaper if precision_loss(measured, cheaper) <= MAX_PRECISION_LOSS and faster else "fp32"
-
-
-def precision_loss(measured: dict[str, dict[str, float]], cheaper: str) -> float:
-    """The larger of the HasAns span F1 and best-threshold F1 that ``cheaper`` lost against fp32."""
-    return max(measured["fp32"][k] - measured[cheaper][k] for k in ("hasans_f1_span", "best_f1"))
+    loss = max(base[k] - alt[k] for k in ("hasans_f1_span", "best_f1"))
+    return cheaper if loss <= max_loss and alt["seconds"] < base["seconds"] else "fp32"
 
 
 def choose_precision(precision: str, device: str, model_path: Path) -> str:
