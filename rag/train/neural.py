@@ -35,6 +35,7 @@ from ..readers.neural import choose_precision, clip_question, to_precision
 from .negatives import NearMisses, context_negatives
 from .negatives import swap_negatives as make_swap_negatives  # the name is train_reader's parameter
 from .low_overlap import low_overlap_copies
+from .paraphrases import file_digest, paraphrase_examples
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -567,6 +568,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  mix: Sequence[tuple[str, float | None]] = (),
                  context_negatives_fraction: float = 0.0, swap_negatives: int = 0,
                  low_overlap_fraction: float = 0.0,
+                 paraphrases: str | os.PathLike | None = None,
                  teacher: str | os.PathLike | None = None, distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
@@ -596,7 +598,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     ``rag.train.negatives.swap_negatives``, from the main training split); ``resume`` must repeat it.
     ``low_overlap_fraction`` > 0 adds a second copy of that share of the main training split's
     answerable questions, those sharing the fewest words with their answer's sentence
-    (``rag.train.low_overlap``); ``resume`` must repeat it.
+    (``rag.train.low_overlap``); ``resume`` must repeat it. ``paraphrases``: a file of rewritten
+    training questions (``rag.train.paraphrases``, e.g. the shipped ``rag/train/paraphrases.jsonl``),
+    each trained with its original's paragraph and answers beside the original; ``resume`` must
+    repeat it (the same file, checked by its sha256).
 
     ``teacher``: a reader folder (e.g. ``rag/models/reader_mpnet``) whose start/end logits over the
     training windows the model also learns from (``rag.train.distill``): the loss is
@@ -649,8 +654,11 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  if context_negatives_fraction else [])
     swaps = make_swap_negatives(train_ex, swap_negatives, seed=seed) if swap_negatives else []
     low = low_overlap_copies(train_ex, low_overlap_fraction, seed=seed) if low_overlap_fraction else []
+    para = paraphrase_examples(train_ex, paraphrases, held_out=dev_ex) if paraphrases else []
+    para_record = ({"path": str(paraphrases), "sha256": file_digest(paraphrases), "questions": len(para)}
+                   if paraphrases else None)
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
-    train_ex += negatives + swaps + low + mixed
+    train_ex += negatives + swaps + low + para + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
     (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
                                          encoding="utf-8")
@@ -679,14 +687,18 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         saved_neg = float(saved.get("context_negatives_fraction") or 0.0)
         saved_swap = int(saved.get("swap_negatives_per_question") or 0)
         saved_low = float(saved.get("low_overlap_fraction") or 0.0)
-        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap, saved_low) != (
+        saved_para = (saved.get("paraphrases") or {}).get("sha256")
+        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap, saved_low, saved_para) != (
                 [(m["path"], m["fraction"]) for m in mix_records], float(context_negatives_fraction or 0.0),
-                int(swap_negatives or 0), float(low_overlap_fraction or 0.0)):
+                int(swap_negatives or 0), float(low_overlap_fraction or 0.0),
+                para_record["sha256"] if para_record else None):
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
             was += f", --context-negatives {saved_neg:g}" if saved_neg else ", no --context-negatives"
             was += f", --swap-negatives {saved_swap:g}" if saved_swap else ", no --swap-negatives"
-            was += f" and --low-overlap {saved_low:g}" if saved_low else " and no --low-overlap"
+            was += f", --low-overlap {saved_low:g}" if saved_low else ", no --low-overlap"
+            was += (f" and --paraphrases {saved['paraphrases']['path']} (sha256 {saved_para[:8]}...)"
+                    if saved_para else " and no --paraphrases")
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
         if saved.get("teacher") != (teacher_name if teacher is not None else None):
@@ -755,6 +767,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "context_negatives": len(negatives),
             "swap_negatives_per_question": int(swap_negatives or 0), "swap_negatives": len(swaps),
             "low_overlap_fraction": float(low_overlap_fraction or 0.0), "low_overlap_copies": len(low),
+            "paraphrases": para_record,
             "teacher": teacher_name if teacher is not None else None,
             "distill_alpha": distill_alpha if teacher is not None else None,
             "distill_temperature": distill_temperature if teacher is not None else None,
@@ -989,6 +1002,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--low-overlap", type=float, default=0.0, metavar="FRACTION",
                    help="train this share of the answerable training questions twice: those whose words least "
                         "overlap their answer's sentence (paraphrases, which a reader learns to refuse), e.g. 0.25")
+    p.add_argument("--paraphrases", default=None, metavar="FILE",
+                   help="also train these rewritten training questions, each with its original's paragraph and "
+                        "answers (rag/train/paraphrases.jsonl: SQuAD questions reworded away from their "
+                        "answer's sentence)")
     p.add_argument("--teacher", default=None, metavar="DIR",
                    help="distil: also learn this reader's start/end distributions over the training windows "
                         "(e.g. rag/models/reader_mpnet, to teach a MiniLM student)")
@@ -1032,7 +1049,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision=args.precision, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings,
         mix=[parse_mix(m) for m in args.mix], context_negatives_fraction=args.context_negatives,
-        swap_negatives=args.swap_negatives, low_overlap_fraction=args.low_overlap,
+        swap_negatives=args.swap_negatives, low_overlap_fraction=args.low_overlap, paraphrases=args.paraphrases,
         teacher=args.teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)

@@ -1,0 +1,112 @@
+"""rag.train.paraphrases: rewritten SQuAD training questions, trained beside the originals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.errors import InputError
+from rag.train import paraphrases as P
+from test_negatives import train_with
+
+DEAL = ("Turkey bought the S-400 from Russia in 2017. The United States has not imposed sanctions on Turkey "
+        "out of fear of worsening relations with a major NATO ally.")
+POOL = Path("/work/shared/data/squad-pool.json.gz")
+
+
+def _ex(qid, question, answer=None):
+    return {"id": qid, "title": "Deal", "question": question, "context": DEAL,
+            "answers": [] if answer is None else [(answer, DEAL.index(answer))], "impossible": answer is None}
+
+
+TRAIN = [_ex("d1", "In which year did Turkey buy the S-400 from Russia?", "2017"),
+         _ex("d2", "What has the United States not imposed on Turkey?", "sanctions"),
+         _ex("d3", "What did Russia pay Turkey?")]
+DEV = [_ex("v1", "Who bought the S-400?", "Turkey")]
+
+
+def _file(tmp_path, rows, name="p.jsonl"):
+    f = tmp_path / name
+    f.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return f
+
+
+def test_each_rewrite_is_trained_with_its_originals_paragraph_and_answers(tmp_path):
+    f = _file(tmp_path, [{"id": "d2", "question": " What penalty has Washington held back from Ankara? "},
+                         {"id": "d1", "question": "When did Ankara acquire the Russian air defences?"}])
+    out = P.paraphrase_examples(TRAIN, f, held_out=DEV)
+    assert [e["id"] for e in out] == ["para:d2", "para:d1"]
+    assert out[0]["question"] == "What penalty has Washington held back from Ankara?"  # stripped
+    assert out[0]["answers"] == [("sanctions", DEAL.index("sanctions"))] and out[0]["context"] == DEAL
+    assert out[1]["answers"] == [("2017", DEAL.index("2017"))] and not out[1]["impossible"]
+    assert TRAIN[0]["question"].startswith("In which year")  # the originals are left as they were
+
+
+@pytest.mark.parametrize("rows, match", [
+    ([{"id": "v1", "question": "Which buyer took the Russian system?"}], "held-out dev questions"),
+    ([{"id": "zz9", "question": "Who?"}], "not questions of the training data"),
+    ([{"id": "d3", "question": "What sum went from Moscow to Ankara?"}], "unanswerable"),
+    ([{"id": "d1", "question": "When?"}, {"id": "d1", "question": "In what year?"}], "there twice"),
+    (["{not json"], "not JSON"),
+    ([{"id": "d1"}], "non-empty string"),
+    ([{"id": "d1", "question": "  "}], "non-empty string"),
+    ([], "holds no paraphrases"),
+])
+def test_bad_files_are_refused_with_what_to_do(tmp_path, rows, match):
+    with pytest.raises(InputError, match=match):
+        P.paraphrase_examples(TRAIN, _file(tmp_path, rows), held_out=DEV)
+
+
+def test_a_missing_file_names_the_shipped_one(tmp_path):
+    with pytest.raises(InputError, match="paraphrases.jsonl"):
+        P.paraphrase_examples(TRAIN, tmp_path / "nope.jsonl")
+
+
+def test_the_shipped_file_rewrites_training_questions_of_the_pool():
+    if not POOL.exists():
+        pytest.skip("../shared/data/squad-pool.json.gz not present")
+    from rag.eval.datasets import squad_articles
+    from rag.train.low_overlap import overlap, answer_sentence
+    from rag.train.negatives import asks_figure
+    from rag.train.neural import flatten, resolve_dev_titles
+
+    arts = squad_articles(POOL)
+    dev = set(resolve_dev_titles(arts))
+    train = flatten(a for a in arts if a["title"] not in dev)
+    out = P.paraphrase_examples(train, P.PARAPHRASES_FILE, held_out=flatten(a for a in arts if a["title"] in dev))
+    assert len(out) >= 2000
+    by_id = {e["id"]: e for e in train}
+    originals = [by_id[e["id"].removeprefix("para:")] for e in out]
+    # reworded: no rewrite repeats its question, and as a whole they share far fewer of their
+    # answer sentence's words than the questions they rewrite
+    assert all(e["question"].lower() != o["question"].lower() for e, o in zip(out, originals))
+    ov = sorted(overlap(e["question"], answer_sentence(e["context"], e["answers"][0][1])) for e in out)
+    ov_orig = sorted(overlap(o["question"], answer_sentence(o["context"], o["answers"][0][1])) for o in originals)
+    assert ov[len(ov) // 2] <= ov_orig[len(ov_orig) // 2] - 0.25
+    assert not any(asks_figure(o["question"]) for o in originals)
+    assert all(e["question"].endswith("?") for e in out)
+
+
+def test_train_with_paraphrases_logs_them_and_resume_must_repeat_them(tiny_qa_model, tmp_path):
+    other = "The Eiffel Tower is in Paris. It was finished in 1889."
+    data = {"version": "v2.0", "data": [
+        {"title": "Deal", "paragraphs": [{"context": DEAL, "qas": [
+            {"id": "d1", "question": "In which year did Turkey buy the S-400 from Russia?", "is_impossible": False,
+             "answers": [{"text": "2017", "answer_start": DEAL.index("2017")}]}]}]},
+        {"title": "Tower", "paragraphs": [{"context": other, "qas": [
+            {"id": "t1", "question": "When was the Eiffel Tower finished?", "is_impossible": False,
+             "answers": [{"text": "1889", "answer_start": other.index("1889")}]}]}]},
+    ]}
+    f = _file(tmp_path, [{"id": "d1", "question": "When did Ankara acquire the Russian air defences?"}])
+    start = train_with(tiny_qa_model, tmp_path, data, "Tower", {"paraphrases": f}, r"and --paraphrases .*p\.jsonl \(sha256")
+    assert start["paraphrases"] == {"path": str(f), "sha256": P.file_digest(f), "questions": 1}
+    assert start["train_questions"] == start["main_train_questions"] + 1
+    # a dev question's rewrite is refused before anything is written
+    g = _file(tmp_path, [{"id": "t1", "question": "In which year was the Paris landmark done?"}], "dev.jsonl")
+    from rag.train import neural as T
+
+    with pytest.raises(InputError, match="held-out dev"):
+        T.train_reader(tmp_path / "data.json", tmp_path / "run2", encoder=str(tiny_qa_model), max_steps=1,
+                       dev_titles=["Tower"], paraphrases=g, progress=False, evaluate=False, device="cpu")
+    assert not (tmp_path / "run2").exists()
