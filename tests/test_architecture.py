@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, list[str]]] = [
                         "rag.eval.plots", "rag.eval.runner", "rag.eval.reader_table", "rag.train",
                         "rag.train.neural", "rag.train.compress", "rag.train.calibrate_int8", "rag.train.features",
                         "rag.train.fusion", "rag.train.tuning", "rag.train.soup", "rag.train.distill",
-                        "rag.train.negatives", "rag.train.low_overlap", "rag.train.precision"]),
+                        "rag.train.negatives", "rag.train.low_overlap", "rag.train.paraphrases",
+                        "rag.train.precision"]),
     ("front ends", ["rag.web", "rag.web.engine", "rag.web.render", "rag.web.app", "rag.cli"]),
 ]
 
