@@ -110,3 +110,47 @@ def test_train_with_paraphrases_logs_them_and_resume_must_repeat_them(tiny_qa_mo
         T.train_reader(tmp_path / "data.json", tmp_path / "run2", encoder=str(tiny_qa_model), max_steps=1,
                        dev_titles=["Tower"], paraphrases=g, progress=False, evaluate=False, device="cpu")
     assert not (tmp_path / "run2").exists()
+
+
+def test_rewrite_candidates_keep_literal_non_figure_answerable_training_questions():
+    arts = [{"title": "Deal", "paragraphs": [{"context": DEAL, "qas": [
+                {"id": "lit", "question": "In which year did Turkey buy the S-400 from Russia?",
+                 "answers": [{"text": "2017", "answer_start": DEAL.index("2017")}]},
+                {"id": "para", "question": "What is holding Washington back from penalising Ankara?",
+                 "answers": [{"text": "fear", "answer_start": DEAL.index("fear")}]},
+                {"id": "fig", "question": "How many S-400 did Turkey buy from Russia?",
+                 "answers": [{"text": "2017", "answer_start": DEAL.index("2017")}]},
+                {"id": "none", "question": "What did Russia pay Turkey?", "answers": [], "is_impossible": True},
+                {"id": "lit2", "question": "What has the United States not imposed on Turkey?",
+                 "answers": [{"text": "sanctions", "answer_start": DEAL.index("sanctions")}]}]}]},
+            {"title": "Dev", "paragraphs": [{"context": DEAL, "qas": [
+                {"id": "dev", "question": "Who bought the S-400 from Russia?",
+                 "answers": [{"text": "Turkey", "answer_start": 0}]}]}]}]
+    picked = P.rewrite_candidates(arts, ["Dev"], seed=1)
+    assert [p["title"] for p in picked] == ["Deal"]
+    assert [q["id"] for q in picked[0]["questions"]] == ["lit", "lit2"]
+    assert picked[0]["questions"][0] == {"id": "lit", "question": arts[0]["paragraphs"][0]["qas"][0]["question"],
+                                         "answer": "2017"}
+    assert [q["id"] for q in P.rewrite_candidates(arts, ["Dev"], seed=1, per_paragraph=1)[0]["questions"]] == ["lit"]
+
+
+def test_the_shipped_file_rewrites_exactly_the_candidates_less_two_that_held_their_answer(tmp_path):
+    if not POOL.exists():
+        pytest.skip("../shared/data/squad-pool.json.gz not present")
+    from rag.train.neural import DEV_TITLES_FILE
+
+    assert P.main(["candidates", str(POOL), "--dev-titles", str(DEV_TITLES_FILE), "--out", str(tmp_path)]) == 0
+    asked = [q for n in range(8) for line in (tmp_path / f"in_{n}.jsonl").read_text().splitlines()
+             for q in json.loads(line)["questions"]]
+    shipped = [r["id"] for r in P.read_paraphrases(P.PARAPHRASES_FILE)]
+    assert len(asked) == 3203 and set(shipped) <= {q["id"] for q in asked}
+    dropped = [q for q in asked if q["id"] not in set(shipped)]
+    assert len(dropped) == 2 and all(q["answer"] == "longer" for q in dropped)
+
+
+def test_candidates_command_refuses_a_bad_dev_titles_file(tmp_path, capsys):
+    (tmp_path / "pool.json").write_text(json.dumps({"version": "v2.0", "data": []}), encoding="utf-8")
+    assert P.main(["candidates", str(tmp_path / "pool.json"), "--dev-titles", str(tmp_path / "nope.json"),
+                   "--out", str(tmp_path / "out")]) == 2
+    assert "rag/models/reader/dev_titles.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

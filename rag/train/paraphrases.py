@@ -17,12 +17,21 @@ overlap with their answer's sentence, figure questions ("how many", ``asks_figur
 are derived from SQuAD (CC BY-SA 4.0), so they carry its licence. ``paraphrase_examples`` turns
 them into training examples: each original's paragraph and answers with the rewritten question
 (ids ``para:<id>``), so a run trains both wordings.
+
+How the file was made: ``python -m rag.train.paraphrases candidates ../shared/data/squad-pool.json.gz
+--dev-titles rag/models/reader/dev_titles.json --out DIR`` writes the questions to rewrite (``rewrite_candidates``: seed 2026, 3,203 questions over
+988 paragraphs) in eight parts; each part was rewritten by following ``paraphrases_brief.md`` (next to
+this module) to the letter, then the rewrites were gathered in the pool's order and the two that
+contained their answer dropped.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import random
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,3 +101,88 @@ def paraphrase_examples(train: Sequence[dict[str, Any]], path: str | os.PathLike
                              "answerable ones")
         out.append({**e, "id": f"para:{r['id']}", "question": r["question"]})
     return out
+
+
+def rewrite_candidates(articles: Sequence[dict[str, Any]], dev_titles: Sequence[str], *, seed: int = 2026,
+                       min_overlap: float = 0.4, per_paragraph: int = 5,
+                       limit: int = 3200) -> list[dict[str, Any]]:
+    """The paragraphs whose questions the shipped file rewrites: of the training articles (not in
+    ``dev_titles``), every paragraph's answerable questions, figure questions left out
+    (``asks_figure``), that share at least ``min_overlap`` of their words with their first answer's
+    sentence (``low_overlap.overlap``), at most ``per_paragraph`` each; the paragraphs shuffled with
+    ``seed`` and taken until ``limit`` questions are reached. Each: ``{"title", "context",
+    "questions": [{"id", "question", "answer"}]}``."""
+    from .low_overlap import answer_sentence, overlap
+    from .negatives import asks_figure
+
+    dev = set(dev_titles)
+    paragraphs = []
+    for art in articles:
+        if art["title"] in dev:
+            continue
+        for para in art["paragraphs"]:
+            qs = []
+            for qa in para["qas"]:
+                if qa.get("is_impossible") or not qa.get("answers") or asks_figure(qa["question"]):
+                    continue
+                first = qa["answers"][0]
+                if overlap(qa["question"], answer_sentence(para["context"], first["answer_start"])) >= min_overlap:
+                    qs.append({"id": qa["id"], "question": qa["question"], "answer": first["text"]})
+            if qs:
+                paragraphs.append({"title": art["title"], "context": para["context"], "questions": qs[:per_paragraph]})
+    random.Random(seed).shuffle(paragraphs)
+    out, n = [], 0
+    for p in paragraphs:
+        if n >= limit:
+            break
+        out.append(p)
+        n += len(p["questions"])
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rag.train.paraphrases",
+        description="Write the training questions the shipped paraphrase file rewrites, in parts for "
+                    "rewriting by the brief rag/train/paraphrases_brief.md.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("candidates", help="the questions to rewrite, as PARTS JSON-lines files in OUT")
+    c.add_argument("data", help="the pool, ../shared/data/squad-pool.json.gz")
+    c.add_argument("--dev-titles", required=True, metavar="FILE",
+                   help="the held-out dev articles, never rewritten: rag/models/reader/dev_titles.json")
+    c.add_argument("--out", required=True, help="folder for in_0.jsonl ... (created)")
+    c.add_argument("--parts", type=int, default=8)
+    c.add_argument("--seed", type=int, default=2026)
+    c.add_argument("--limit", type=int, default=3200)
+    args = parser.parse_args(argv)
+    from ..eval.datasets import squad_articles
+
+    try:
+        listed = json.loads(Path(args.dev_titles).read_text(encoding="utf-8"))
+        dev_titles = listed["dev_titles"] if isinstance(listed, dict) else listed
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: --dev-titles {args.dev_titles}: not a dev-titles file ({e}); pass "
+              "rag/models/reader/dev_titles.json", file=sys.stderr)
+        return 2
+    try:
+        articles = squad_articles(args.data)
+    except (InputError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    picked = rewrite_candidates(articles, dev_titles, seed=args.seed, limit=args.limit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts: list[list[dict[str, Any]]] = [[] for _ in range(max(1, args.parts))]
+    for n, p in enumerate(picked):
+        parts[n % len(parts)].append(p)
+    for n, part in enumerate(parts):
+        (out / f"in_{n}.jsonl").write_text(
+            "".join(json.dumps({"context": p["context"], "questions": p["questions"]}) + "\n" for p in part),
+            encoding="utf-8")
+    print(f"{sum(len(p['questions']) for p in picked)} questions over {len(picked)} paragraphs in "
+          f"{len(parts)} parts under {out}; rewrite each by {Path(__file__).with_name('paraphrases_brief.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
