@@ -100,11 +100,23 @@ def test_train_with_paraphrases_logs_them_and_resume_must_repeat_them(tiny_qa_mo
     ]}
     f = _file(tmp_path, [{"id": "d1", "question": "When did Ankara acquire the Russian air defences?"}])
     start = train_with(tiny_qa_model, tmp_path, data, "Tower", {"paraphrases": f}, r"and --paraphrases .*p\.jsonl \(sha256")
-    assert start["paraphrases"] == {"path": str(f), "sha256": P.file_digest(f), "questions": 1}
+    assert start["paraphrases"] == [{"path": str(f), "sha256": P.file_digest(f), "questions": 1}]
     assert start["train_questions"] == start["main_train_questions"] + 1
+    # a second file of rewrites adds its own, under ids of their own; resuming with one file is refused
+    f2 = _file(tmp_path, [{"id": "d1", "question": "In what year did Ankara take the Russian missiles?"}], "p2.jsonl")
+    from rag.train import neural as T
+
+    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, checkpoint_every=1,
+              dev_titles=["Tower"], progress=False, evaluate=False, device="cpu")
+    assert T.train_reader(tmp_path / "data.json", tmp_path / "two", max_steps=1, paraphrases=[f, f2], **kw)["finished"]
+    two = [json.loads(x) for x in (tmp_path / "two" / "train_log.jsonl").read_text().splitlines()
+           if '"event": "start"' in x][-1]
+    assert [p["questions"] for p in two["paraphrases"]] == [1, 1]
+    assert two["train_questions"] == two["main_train_questions"] + 2
+    with pytest.raises(InputError, match=r"p2\.jsonl"):
+        T.train_reader(tmp_path / "data.json", tmp_path / "two", max_steps=2, resume=True, paraphrases=[f], **kw)
     # a dev question's rewrite is refused before anything is written
     g = _file(tmp_path, [{"id": "t1", "question": "In which year was the Paris landmark done?"}], "dev.jsonl")
-    from rag.train import neural as T
 
     with pytest.raises(InputError, match="held-out dev"):
         T.train_reader(tmp_path / "data.json", tmp_path / "run2", encoder=str(tiny_qa_model), max_steps=1,

@@ -568,7 +568,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  mix: Sequence[tuple[str, float | None]] = (),
                  context_negatives_fraction: float = 0.0, swap_negatives: int = 0,
                  low_overlap_fraction: float = 0.0,
-                 paraphrases: str | os.PathLike | None = None,
+                 paraphrases: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
                  teacher: str | os.PathLike | None = None, distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
@@ -598,10 +598,10 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     ``rag.train.negatives.swap_negatives``, from the main training split); ``resume`` must repeat it.
     ``low_overlap_fraction`` > 0 adds a second copy of that share of the main training split's
     answerable questions, those sharing the fewest words with their answer's sentence
-    (``rag.train.low_overlap``); ``resume`` must repeat it. ``paraphrases``: a file of rewritten
-    training questions (``rag.train.paraphrases``, e.g. the shipped ``rag/train/paraphrases.jsonl``),
-    each trained with its original's paragraph and answers beside the original; ``resume`` must
-    repeat it (the same file, checked by its sha256).
+    (``rag.train.low_overlap``); ``resume`` must repeat it. ``paraphrases``: a file (or several) of
+    rewritten training questions (``rag.train.paraphrases``, e.g. the shipped
+    ``rag/train/paraphrases.jsonl``), each trained with its original's paragraph and answers beside
+    the original; ``resume`` must repeat them (the same files, checked by their sha256).
 
     ``teacher``: a reader folder (e.g. ``rag/models/reader_mpnet``) whose start/end logits over the
     training windows the model also learns from (``rag.train.distill``): the loss is
@@ -654,9 +654,14 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  if context_negatives_fraction else [])
     swaps = make_swap_negatives(train_ex, swap_negatives, seed=seed) if swap_negatives else []
     low = low_overlap_copies(train_ex, low_overlap_fraction, seed=seed) if low_overlap_fraction else []
-    para = paraphrase_examples(train_ex, paraphrases, held_out=dev_ex) if paraphrases else []
-    para_record = ({"path": str(paraphrases), "sha256": file_digest(paraphrases), "questions": len(para)}
-                   if paraphrases else None)
+    para_files = ([paraphrases] if isinstance(paraphrases, (str, os.PathLike)) else list(paraphrases or []))
+    para, para_record = [], []
+    for n, f in enumerate(para_files):
+        got = paraphrase_examples(train_ex, f, held_out=dev_ex)
+        if n:  # ids stay unique across files: para:<id>, para2:<id>, ...
+            got = [{**e, "id": f"para{n + 1}:{e['id'].removeprefix('para:')}"} for e in got]
+        para += got
+        para_record.append({"path": str(f), "sha256": file_digest(f), "questions": len(got)})
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
     train_ex += negatives + swaps + low + para + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
@@ -687,17 +692,18 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         saved_neg = float(saved.get("context_negatives_fraction") or 0.0)
         saved_swap = int(saved.get("swap_negatives_per_question") or 0)
         saved_low = float(saved.get("low_overlap_fraction") or 0.0)
-        saved_para = (saved.get("paraphrases") or {}).get("sha256")
-        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap, saved_low, saved_para) != (
+        saved_para = saved.get("paraphrases") or []
+        saved_para = [saved_para] if isinstance(saved_para, dict) else saved_para  # one file, as logged until 2026-12-07
+        if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap, saved_low,
+                [p["sha256"] for p in saved_para]) != (
                 [(m["path"], m["fraction"]) for m in mix_records], float(context_negatives_fraction or 0.0),
-                int(swap_negatives or 0), float(low_overlap_fraction or 0.0),
-                para_record["sha256"] if para_record else None):
+                int(swap_negatives or 0), float(low_overlap_fraction or 0.0), [p["sha256"] for p in para_record]):
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
             was += f", --context-negatives {saved_neg:g}" if saved_neg else ", no --context-negatives"
             was += f", --swap-negatives {saved_swap:g}" if saved_swap else ", no --swap-negatives"
             was += f", --low-overlap {saved_low:g}" if saved_low else ", no --low-overlap"
-            was += (f" and --paraphrases {saved['paraphrases']['path']} (sha256 {saved_para[:8]}...)"
+            was += (" and " + " ".join(f"--paraphrases {p['path']} (sha256 {p['sha256'][:8]}...)" for p in saved_para)
                     if saved_para else " and no --paraphrases")
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
@@ -1002,10 +1008,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--low-overlap", type=float, default=0.0, metavar="FRACTION",
                    help="train this share of the answerable training questions twice: those whose words least "
                         "overlap their answer's sentence (paraphrases, which a reader learns to refuse), e.g. 0.25")
-    p.add_argument("--paraphrases", default=None, metavar="FILE",
+    p.add_argument("--paraphrases", action="append", default=[], metavar="FILE",
                    help="also train these rewritten training questions, each with its original's paragraph and "
                         "answers (rag/train/paraphrases.jsonl: SQuAD questions reworded away from their "
-                        "answer's sentence)")
+                        "answer's sentence); repeatable")
     p.add_argument("--teacher", default=None, metavar="DIR",
                    help="distil: also learn this reader's start/end distributions over the training windows "
                         "(e.g. rag/models/reader_mpnet, to teach a MiniLM student)")

@@ -104,18 +104,19 @@ def paraphrase_examples(train: Sequence[dict[str, Any]], path: str | os.PathLike
 
 
 def rewrite_candidates(articles: Sequence[dict[str, Any]], dev_titles: Sequence[str], *, seed: int = 2026,
-                       min_overlap: float = 0.4, per_paragraph: int = 5,
-                       limit: int = 3200) -> list[dict[str, Any]]:
+                       min_overlap: float = 0.4, per_paragraph: int = 5, limit: int = 3200,
+                       skip: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The paragraphs whose questions the shipped file rewrites: of the training articles (not in
     ``dev_titles``), every paragraph's answerable questions, figure questions left out
     (``asks_figure``), that share at least ``min_overlap`` of their words with their first answer's
     sentence (``low_overlap.overlap``), at most ``per_paragraph`` each; the paragraphs shuffled with
-    ``seed`` and taken until ``limit`` questions are reached. Each: ``{"title", "context",
-    "questions": [{"id", "question", "answer"}]}``."""
+    ``seed`` and taken until ``limit`` questions are reached; questions whose id is in ``skip``
+    (rewritten already) are left out. Each: ``{"title", "context", "questions": [{"id", "question",
+    "answer"}]}``."""
     from .low_overlap import answer_sentence, overlap
     from .negatives import asks_figure
 
-    dev = set(dev_titles)
+    dev, done = set(dev_titles), set(skip)
     paragraphs = []
     for art in articles:
         if art["title"] in dev:
@@ -123,7 +124,8 @@ def rewrite_candidates(articles: Sequence[dict[str, Any]], dev_titles: Sequence[
         for para in art["paragraphs"]:
             qs = []
             for qa in para["qas"]:
-                if qa.get("is_impossible") or not qa.get("answers") or asks_figure(qa["question"]):
+                if (qa.get("is_impossible") or not qa.get("answers") or asks_figure(qa["question"])
+                        or qa["id"] in done):
                     continue
                 first = qa["answers"][0]
                 if overlap(qa["question"], answer_sentence(para["context"], first["answer_start"])) >= min_overlap:
@@ -154,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--parts", type=int, default=8)
     c.add_argument("--seed", type=int, default=2026)
     c.add_argument("--limit", type=int, default=3200)
+    c.add_argument("--skip", action="append", default=[], metavar="FILE",
+                   help="leave out the questions this paraphrase file rewrites already (repeatable)")
     args = parser.parse_args(argv)
     from ..eval.datasets import squad_articles
 
@@ -169,7 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    picked = rewrite_candidates(articles, dev_titles, seed=args.seed, limit=args.limit)
+    try:
+        skip = [r["id"] for f in args.skip for r in read_paraphrases(f)]
+    except InputError as e:
+        print(f"error: --skip: {e}", file=sys.stderr)
+        return 2
+    picked = rewrite_candidates(articles, dev_titles, seed=args.seed, limit=args.limit, skip=skip)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     parts: list[list[dict[str, Any]]] = [[] for _ in range(max(1, args.parts))]
