@@ -63,7 +63,8 @@ def test_a_missing_file_names_the_shipped_one(tmp_path):
         P.paraphrase_examples(TRAIN, tmp_path / "nope.jsonl")
 
 
-def test_the_shipped_file_rewrites_training_questions_of_the_pool():
+@pytest.mark.parametrize("shipped_file", [P.PARAPHRASES_FILE, P.PARAPHRASES_FILE.with_name("paraphrases2.jsonl")])
+def test_the_shipped_files_rewrite_training_questions_of_the_pool(shipped_file):
     if not POOL.exists():
         pytest.skip("../shared/data/squad-pool.json.gz not present")
     from rag.eval.datasets import squad_articles
@@ -74,7 +75,7 @@ def test_the_shipped_file_rewrites_training_questions_of_the_pool():
     arts = squad_articles(POOL)
     dev = set(resolve_dev_titles(arts))
     train = flatten(a for a in arts if a["title"] not in dev)
-    out = P.paraphrase_examples(train, P.PARAPHRASES_FILE, held_out=flatten(a for a in arts if a["title"] in dev))
+    out = P.paraphrase_examples(train, shipped_file, held_out=flatten(a for a in arts if a["title"] in dev))
     assert len(out) >= 2000
     by_id = {e["id"]: e for e in train}
     originals = [by_id[e["id"].removeprefix("para:")] for e in out]
@@ -85,7 +86,7 @@ def test_the_shipped_file_rewrites_training_questions_of_the_pool():
     ov_orig = sorted(overlap(o["question"], answer_sentence(o["context"], o["answers"][0][1])) for o in originals)
     assert ov[len(ov) // 2] <= ov_orig[len(ov_orig) // 2] - 0.25
     assert not any(asks_figure(o["question"]) for o in originals)
-    assert all(e["question"].endswith("?") for e in out)
+    assert all(e["question"].endswith("?") or e["question"].startswith("Name ") for e in out)  # or SQuAD's "Name one ..."
 
 
 def test_train_with_paraphrases_logs_them_and_resume_must_repeat_them(tiny_qa_model, tmp_path):
@@ -146,18 +147,29 @@ def test_rewrite_candidates_keep_literal_non_figure_answerable_training_question
     assert [q["id"] for q in P.rewrite_candidates(arts, ["Dev"], seed=1, per_paragraph=1)[0]["questions"]] == ["lit"]
 
 
-def test_the_shipped_file_rewrites_exactly_the_candidates_less_two_that_held_their_answer(tmp_path):
+SECOND_FILE = P.PARAPHRASES_FILE.with_name("paraphrases2.jsonl")
+
+
+@pytest.mark.parametrize("shipped_file, args, dropped_answers", [
+    # the first set: two rewrites dropped for holding their answer ("shorter or longer?")
+    (P.PARAPHRASES_FILE, [], ["longer", "longer"]),
+    # the second: other questions (seed 2027, the first set's skipped); one dropped, its SQuAD answer
+    # ("Festival of Britain (1951)" for who organised an exhibition) not answering its question
+    (SECOND_FILE, ["--seed", "2027", "--skip", str(P.PARAPHRASES_FILE)], ["Festival of Britain (1951)"]),
+])
+def test_each_shipped_file_rewrites_exactly_its_candidates_less_those_dropped(tmp_path, shipped_file, args,
+                                                                               dropped_answers):
     if not POOL.exists():
         pytest.skip("../shared/data/squad-pool.json.gz not present")
     from rag.train.neural import DEV_TITLES_FILE
 
-    assert P.main(["candidates", str(POOL), "--dev-titles", str(DEV_TITLES_FILE), "--out", str(tmp_path)]) == 0
+    assert P.main(["candidates", str(POOL), "--dev-titles", str(DEV_TITLES_FILE), "--out", str(tmp_path),
+                   *args]) == 0
     asked = [q for n in range(8) for line in (tmp_path / f"in_{n}.jsonl").read_text().splitlines()
              for q in json.loads(line)["questions"]]
-    shipped = [r["id"] for r in P.read_paraphrases(P.PARAPHRASES_FILE)]
+    shipped = [r["id"] for r in P.read_paraphrases(shipped_file)]
     assert len(asked) == 3203 and set(shipped) <= {q["id"] for q in asked}
-    dropped = [q for q in asked if q["id"] not in set(shipped)]
-    assert len(dropped) == 2 and all(q["answer"] == "longer" for q in dropped)
+    assert [q["answer"] for q in asked if q["id"] not in set(shipped)] == dropped_answers
 
 
 def test_candidates_command_refuses_a_bad_dev_titles_file(tmp_path, capsys):

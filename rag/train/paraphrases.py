@@ -22,7 +22,9 @@ How the file was made: ``python -m rag.train.paraphrases candidates ../shared/da
 --dev-titles rag/models/reader/dev_titles.json --out DIR`` writes the questions to rewrite (``rewrite_candidates``: seed 2026, 3,203 questions over
 988 paragraphs) in eight parts; each part was rewritten by following ``paraphrases_brief.md`` (next to
 this module) to the letter, then the rewrites were gathered in the pool's order and the two that
-contained their answer dropped.
+contained their answer dropped. ``paraphrases2.jsonl`` is a second set of 3,202, made the same way
+from other questions (``candidates ... --seed 2027 --skip rag/train/paraphrases.jsonl``; one dropped
+whose SQuAD answer does not answer its question); a run may name both (``--paraphrases`` twice).
 """
 from __future__ import annotations
 
