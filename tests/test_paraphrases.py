@@ -41,6 +41,7 @@ def test_each_rewrite_is_trained_with_its_originals_paragraph_and_answers(tmp_pa
     assert out[0]["answers"] == [("sanctions", DEAL.index("sanctions"))] and out[0]["context"] == DEAL
     assert out[1]["answers"] == [("2017", DEAL.index("2017"))] and not out[1]["impossible"]
     assert TRAIN[0]["question"].startswith("In which year")  # the originals are left as they were
+    assert [e["id"] for e in P.paraphrase_examples(TRAIN, f, prefix="para2")] == ["para2:d2", "para2:d1"]
 
 
 @pytest.mark.parametrize("rows, match", [

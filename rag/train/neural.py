@@ -657,9 +657,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     para_files = ([paraphrases] if isinstance(paraphrases, (str, os.PathLike)) else list(paraphrases or []))
     para, para_record = [], []
     for n, f in enumerate(para_files):
-        got = paraphrase_examples(train_ex, f, held_out=dev_ex)
-        if n:  # ids stay unique across files: para:<id>, para2:<id>, ...
-            got = [{**e, "id": f"para{n + 1}:{e['id'].removeprefix('para:')}"} for e in got]
+        got = paraphrase_examples(train_ex, f, held_out=dev_ex, prefix=f"para{n + 1}" if n else "para")
         para += got
         para_record.append({"path": str(f), "sha256": file_digest(f), "questions": len(got)})
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)

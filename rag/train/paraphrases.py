@@ -76,9 +76,10 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def paraphrase_examples(train: Sequence[dict[str, Any]], path: str | os.PathLike, *,
-                        held_out: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+                        held_out: Sequence[dict[str, Any]] = (), prefix: str = "para") -> list[dict[str, Any]]:
     """The paraphrases of ``path`` as training examples: for each, the training example with its id
-    (``rag.train.neural.flatten``'s shape) with the question replaced and the id ``para:<id>``.
+    (``rag.train.neural.flatten``'s shape) with the question replaced and the id ``<prefix>:<id>``
+    (``para2`` for a run's second file, ...: ids stay unique across files).
 
     Refused with ``InputError``: a rewrite of a question of ``held_out`` (the dev articles: dev figures
     would be trained on), of an unanswerable question, or of an id ``train`` lacks (a file written for
@@ -101,7 +102,7 @@ def paraphrase_examples(train: Sequence[dict[str, Any]], path: str | os.PathLike
         if e["impossible"] or not e["answers"]:
             raise InputError(f"--paraphrases {path}: {r['id']} is an unanswerable question; rewrite only "
                              "answerable ones")
-        out.append({**e, "id": f"para:{r['id']}", "question": r["question"]})
+        out.append({**e, "id": f"{prefix}:{r['id']}", "question": r["question"]})
     return out
 
 
