@@ -71,7 +71,8 @@ def installed_mpnet_parts() -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, hex (weights files: the MPNet base, adapters, teachers)."""
+    """The sha256 of a file's bytes, hex (weights files: the MPNet base, adapters, teachers; the
+    paraphrase files a training run records)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 

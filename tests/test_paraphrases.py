@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.encoders import file_sha256
 from rag.errors import InputError
 from rag.train import paraphrases as P
 from test_negatives import train_with
@@ -102,7 +103,7 @@ def test_train_with_paraphrases_logs_them_and_resume_must_repeat_them(tiny_qa_mo
     ]}
     f = _file(tmp_path, [{"id": "d1", "question": "When did Ankara acquire the Russian air defences?"}])
     start = train_with(tiny_qa_model, tmp_path, data, "Tower", {"paraphrases": f}, r"and --paraphrases .*p\.jsonl \(sha256")
-    assert start["paraphrases"] == [{"path": str(f), "sha256": P.file_digest(f), "questions": 1}]
+    assert start["paraphrases"] == [{"path": str(f), "sha256": file_sha256(f), "questions": 1}]
     assert start["train_questions"] == start["main_train_questions"] + 1
     # a second file of rewrites adds its own, under ids of their own; resuming with one file is refused
     f2 = _file(tmp_path, [{"id": "d1", "question": "In what year did Ankara take the Russian missiles?"}], "p2.jsonl")

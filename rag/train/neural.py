@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..encoders import file_sha256
 from ..errors import InputError, ModelError
 from ..eval import metrics as ev
 from ..eval.datasets import squad_articles
@@ -35,7 +36,7 @@ from ..readers.neural import choose_precision, clip_question, to_precision
 from .negatives import NearMisses, context_negatives
 from .negatives import swap_negatives as make_swap_negatives  # the name is train_reader's parameter
 from .low_overlap import low_overlap_copies
-from .paraphrases import file_digest, paraphrase_examples
+from .paraphrases import paraphrase_examples
 
 PACKAGED_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 DEV_TITLES_FILE = PACKAGED_READER_DIR / "dev_titles.json"
@@ -659,7 +660,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     for n, f in enumerate(para_files):
         got = paraphrase_examples(train_ex, f, held_out=dev_ex, prefix=f"para{n + 1}" if n else "para")
         para += got
-        para_record.append({"path": str(f), "sha256": file_digest(f), "questions": len(got)})
+        para_record.append({"path": str(f), "sha256": file_sha256(Path(f)), "questions": len(got)})
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
     train_ex += negatives + swaps + low + para + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing

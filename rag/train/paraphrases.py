@@ -31,7 +31,6 @@ recipe uses the first set only.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -70,11 +69,6 @@ def read_paraphrases(path: str | os.PathLike) -> list[dict[str, str]]:
     if not rows:
         raise InputError(f"--paraphrases {p}: the file holds no paraphrases")
     return rows
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of the file's bytes: what a resumed run checks it still trains the same rewrites."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def paraphrase_examples(train: Sequence[dict[str, Any]], path: str | os.PathLike, *,
