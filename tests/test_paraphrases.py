@@ -102,7 +102,7 @@ def test_train_with_paraphrases_logs_them_and_resume_must_repeat_them(tiny_qa_mo
              "answers": [{"text": "1889", "answer_start": other.index("1889")}]}]}]},
     ]}
     f = _file(tmp_path, [{"id": "d1", "question": "When did Ankara acquire the Russian air defences?"}])
-    start = train_with(tiny_qa_model, tmp_path, data, "Tower", {"paraphrases": f}, r"and --paraphrases .*p\.jsonl \(sha256")
+    start = train_with(tiny_qa_model, tmp_path, data, "Tower", {"paraphrases": f}, r", --paraphrases .*p\.jsonl \(sha256")
     assert start["paraphrases"] == [{"path": str(f), "sha256": file_sha256(f), "questions": 1}]
     assert start["train_questions"] == start["main_train_questions"] + 1
     # a second file of rewrites adds its own, under ids of their own; resuming with one file is refused
@@ -125,6 +125,59 @@ def test_train_with_paraphrases_logs_them_and_resume_must_repeat_them(tiny_qa_mo
         T.train_reader(tmp_path / "data.json", tmp_path / "run2", encoder=str(tiny_qa_model), max_steps=1,
                        dev_titles=["Tower"], paraphrases=g, progress=False, evaluate=False, device="cpu")
     assert not (tmp_path / "run2").exists()
+
+
+DELIVERY = ("Ankara took delivery of the Russian air defences at Murted air base near the capital, where the "
+            "first batteries arrived by cargo plane.")
+
+
+def test_paraphrase_negatives_pair_each_rewrite_with_its_own_near_miss():
+    from rag.train.negatives import NearMisses, context_negatives
+
+    train = [*TRAIN, {**_ex("d4", "Where did the batteries arrive?", None), "context": DELIVERY}]
+    rewrite = {**TRAIN[0], "id": "para:d1", "question": "When did Ankara acquire the Russian air defences?"}
+    got = context_negatives([rewrite], 1.0, seed=3, near=NearMisses(train), flag="--paraphrase-negatives")
+    # ranked by the rewrite's words (Ankara, Russian, air, defences), from all the training paragraphs
+    assert got == [{"id": "neg:para:d1", "title": "Deal", "question": rewrite["question"], "context": DELIVERY,
+                    "answers": [], "impossible": True}]
+    # without ``near`` only the rewrites' own paragraphs are candidates: none is free of the answer
+    assert context_negatives([rewrite], 1.0, seed=3) == []
+    with pytest.raises(InputError, match=r"--paraphrase-negatives must be above 0"):
+        context_negatives([rewrite], 0.0, seed=3, flag="--paraphrase-negatives")
+
+
+def test_train_with_paraphrase_negatives_logs_them_and_resume_must_repeat_them(tiny_qa_model, tmp_path):
+    other = "The Eiffel Tower is in Paris. It was finished in 1889."
+    data = {"version": "v2.0", "data": [
+        {"title": "Deal", "paragraphs": [
+            {"context": DEAL, "qas": [
+                {"id": "d1", "question": "In which year did Turkey buy the S-400 from Russia?", "is_impossible": False,
+                 "answers": [{"text": "2017", "answer_start": DEAL.index("2017")}]}]},
+            {"context": DELIVERY, "qas": [
+                {"id": "d4", "question": "Where did the batteries arrive?", "is_impossible": False,
+                 "answers": [{"text": "Murted air base", "answer_start": DELIVERY.index("Murted air base")}]}]}]},
+        {"title": "Tower", "paragraphs": [{"context": other, "qas": [
+            {"id": "t1", "question": "When was the Eiffel Tower finished?", "is_impossible": False,
+             "answers": [{"text": "1889", "answer_start": other.index("1889")}]}]}]},
+    ]}
+    f = _file(tmp_path, [{"id": "d1", "question": "When did Ankara acquire the Russian air defences?"}])
+    flags = {"paraphrases": f, "paraphrase_negatives_fraction": 1.0}
+    start = train_with(tiny_qa_model, tmp_path, data, "Tower", flags, r"and --paraphrase-negatives 1\b")
+    assert start["paraphrase_negatives"] == 1 and start["paraphrase_negatives_fraction"] == 1.0
+    assert start["train_questions"] == start["main_train_questions"] + 2  # the rewrite and its negative
+    assert start["train_unanswerable"] == 1
+    from rag.train import neural as T
+
+    kw = dict(encoder=str(tiny_qa_model), max_length=48, stride=16, batch_size=2, dev_titles=["Tower"],
+              progress=False, evaluate=False, device="cpu")
+    # the same rewrites without their negatives do not resume the run
+    with pytest.raises(InputError, match="no --paraphrase-negatives|--paraphrase-negatives 1"):
+        T.train_reader(tmp_path / "data.json", tmp_path / "run", max_steps=3, resume=True, paraphrases=f, **kw)
+    # negatives of rewrites with no rewrites: refused before anything is written
+    with pytest.raises(InputError, match="needs --paraphrases FILE"):
+        T.train_reader(tmp_path / "data.json", tmp_path / "run3", max_steps=1, paraphrase_negatives_fraction=0.5,
+                       **kw)
+    assert not (tmp_path / "run3").exists()
 
 
 def test_rewrite_candidates_keep_literal_non_figure_answerable_training_questions():

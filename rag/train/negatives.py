@@ -50,7 +50,8 @@ class NearMisses:
         return [c for _, _, c in sorted(keyed)[:k]]
 
 
-def context_negatives(examples: Sequence[dict[str, Any]], fraction: float, *, seed: int) -> list[dict[str, Any]]:
+def context_negatives(examples: Sequence[dict[str, Any]], fraction: float, *, seed: int,
+                      near: NearMisses | None = None, flag: str = "--context-negatives") -> list[dict[str, Any]]:
     """Unanswerable questions made from answerable ones: the question paired with its nearest miss
     (``NearMisses``: the paragraph of its own article that shares the most of its words and holds
     none of its answers). Trained as "no answer", such pairs teach the reader to keep its span
@@ -58,12 +59,17 @@ def context_negatives(examples: Sequence[dict[str, Any]], fraction: float, *, se
     retrieved passages (``rag.readers.neural``) compares with the passage that does answer.
 
     ``fraction`` of the answerable questions (drawn with ``seed``) get one such negative; a question
-    whose article has no other paragraph free of its answers gets none. Ids are ``neg:<id>``."""
+    whose article has no other paragraph free of its answers gets none. Ids are ``neg:<id>``.
+
+    ``near``: the paragraphs to draw near misses from, where ``examples`` are not all of them (the
+    reworded questions of ``rag.train.paraphrases`` cover a few of the training split's paragraphs:
+    their near misses come from all of it). ``flag`` names the option in the error a bad fraction
+    gets, and seeds the draw, so that two kinds of negatives drawn with one seed differ."""
     if not fraction > 0:
-        raise InputError(f"--context-negatives must be above 0 (e.g. 0.3), got {fraction:g}")
-    near = NearMisses(examples)
+        raise InputError(f"{flag} must be above 0 (e.g. 0.3), got {fraction:g}")
+    near = near or NearMisses(examples)
     answerable = [e for e in examples if not e["impossible"]]
-    rng = random.Random(f"{seed}/context-negatives")
+    rng = random.Random(f"{seed}/{flag.lstrip('-')}")
     out = []
     for e in rng.sample(answerable, min(len(answerable), round(fraction * len(answerable)))):
         for c in near.rank(e, 1):

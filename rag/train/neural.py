@@ -570,6 +570,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
                  context_negatives_fraction: float = 0.0, swap_negatives: int = 0,
                  low_overlap_fraction: float = 0.0,
                  paraphrases: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+                 paraphrase_negatives_fraction: float = 0.0,
                  teacher: str | os.PathLike | None = None, distill_alpha: float = 0.5,
                  distill_temperature: float = 2.0) -> dict[str, Any]:
     """Fine-tune ``encoder`` (default: the packaged all-MiniLM-L6-v2; ``"mpnet"`` for the assembled
@@ -603,6 +604,12 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     rewritten training questions (``rag.train.paraphrases``, e.g. the shipped
     ``rag/train/paraphrases.jsonl``), each trained with its original's paragraph and answers beside
     the original; ``resume`` must repeat them (the same files, checked by their sha256).
+    ``paraphrase_negatives_fraction`` > 0 adds that fraction of the rewrites again as unanswerable
+    questions, each paired with its nearest miss among the training split's paragraphs (as
+    ``context_negatives`` does for the originals, ranked by the rewrite's own words): the rewrites
+    teach the reader to answer questions that share few words with the answer's sentence, these
+    teach it that such a question against an on-topic paragraph without the answer has none.
+    Needs ``paraphrases``; ``resume`` must repeat it.
 
     ``teacher``: a reader folder (e.g. ``rag/models/reader_mpnet``) whose start/end logits over the
     training windows the model also learns from (``rag.train.distill``): the loss is
@@ -661,8 +668,13 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         got = paraphrase_examples(train_ex, f, held_out=dev_ex, prefix=f"para{n + 1}" if n else "para")
         para += got
         para_record.append({"path": str(f), "sha256": file_sha256(Path(f)), "questions": len(got)})
+    if paraphrase_negatives_fraction and not para:
+        raise InputError("--paraphrase-negatives needs --paraphrases FILE (the rewrites it pairs with near "
+                         "misses), e.g. --paraphrases rag/train/paraphrases.jsonl")
+    para_neg = (context_negatives(para, paraphrase_negatives_fraction, seed=seed, near=NearMisses(train_ex),
+                                  flag="--paraphrase-negatives") if paraphrase_negatives_fraction else [])
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
-    train_ex += negatives + swaps + low + para + mixed
+    train_ex += negatives + swaps + low + para + para_neg + mixed
     out.mkdir(parents=True, exist_ok=True)  # only once the data is known good: a refused run writes nothing
     (out / "dev_titles.json").write_text(json.dumps({"seed": seed, "dev_titles": dev_titles}, indent=1),
                                          encoding="utf-8")
@@ -693,17 +705,21 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
         saved_low = float(saved.get("low_overlap_fraction") or 0.0)
         saved_para = saved.get("paraphrases") or []
         saved_para = [saved_para] if isinstance(saved_para, dict) else saved_para  # one file, as logged until 2026-12-07
+        saved_para_neg = float(saved.get("paraphrase_negatives_fraction") or 0.0)
         if ([(m["path"], m["fraction"]) for m in saved_mix], saved_neg, saved_swap, saved_low,
-                [p["sha256"] for p in saved_para]) != (
+                [p["sha256"] for p in saved_para], saved_para_neg) != (
                 [(m["path"], m["fraction"]) for m in mix_records], float(context_negatives_fraction or 0.0),
-                int(swap_negatives or 0), float(low_overlap_fraction or 0.0), [p["sha256"] for p in para_record]):
+                int(swap_negatives or 0), float(low_overlap_fraction or 0.0), [p["sha256"] for p in para_record],
+                float(paraphrase_negatives_fraction or 0.0)):
             was = " ".join(f"--mix {m['path']}" + (f":{m['fraction']:g}" if m["fraction"] else "")
                            for m in saved_mix) or "no --mix"
             was += f", --context-negatives {saved_neg:g}" if saved_neg else ", no --context-negatives"
             was += f", --swap-negatives {saved_swap:g}" if saved_swap else ", no --swap-negatives"
             was += f", --low-overlap {saved_low:g}" if saved_low else ", no --low-overlap"
-            was += (" and " + " ".join(f"--paraphrases {p['path']} (sha256 {p['sha256'][:8]}...)" for p in saved_para)
-                    if saved_para else " and no --paraphrases")
+            was += (", " + " ".join(f"--paraphrases {p['path']} (sha256 {p['sha256'][:8]}...)" for p in saved_para)
+                    if saved_para else ", no --paraphrases")
+            was += (f" and --paraphrase-negatives {saved_para_neg:g}" if saved_para_neg
+                    else " and no --paraphrase-negatives")
             raise InputError(f"the checkpoint in {ckpt_dir} was trained with {was}: resume with the same data "
                              "(its batches continue where they stopped) or use another --out")
         if saved.get("teacher") != (teacher_name if teacher is not None else None):
@@ -773,6 +789,8 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
             "swap_negatives_per_question": int(swap_negatives or 0), "swap_negatives": len(swaps),
             "low_overlap_fraction": float(low_overlap_fraction or 0.0), "low_overlap_copies": len(low),
             "paraphrases": para_record,
+            "paraphrase_negatives_fraction": float(paraphrase_negatives_fraction or 0.0),
+            "paraphrase_negatives": len(para_neg),
             "teacher": teacher_name if teacher is not None else None,
             "distill_alpha": distill_alpha if teacher is not None else None,
             "distill_temperature": distill_temperature if teacher is not None else None,
@@ -1011,6 +1029,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train these rewritten training questions, each with its original's paragraph and "
                         "answers (rag/train/paraphrases.jsonl: SQuAD questions reworded away from their "
                         "answer's sentence); repeatable")
+    p.add_argument("--paraphrase-negatives", type=float, default=0.0, metavar="FRACTION",
+                   help="add this fraction of the --paraphrases rewrites again as unanswerable questions, each "
+                        "with the training paragraph that shares the most words with the rewrite and holds no "
+                        "answer (reworded near misses, which a reader trained on rewrites learns to answer), e.g. 0.5")
     p.add_argument("--teacher", default=None, metavar="DIR",
                    help="distil: also learn this reader's start/end distributions over the training windows "
                         "(e.g. rag/models/reader_mpnet, to teach a MiniLM student)")
@@ -1055,6 +1077,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         init_adapter=args.init_adapter, freeze_embeddings=args.freeze_embeddings,
         mix=[parse_mix(m) for m in args.mix], context_negatives_fraction=args.context_negatives,
         swap_negatives=args.swap_negatives, low_overlap_fraction=args.low_overlap, paraphrases=args.paraphrases,
+        paraphrase_negatives_fraction=args.paraphrase_negatives,
         teacher=args.teacher, distill_alpha=args.distill_alpha, distill_temperature=args.distill_temperature)
     if args.export and metrics.get("finished"):
         export_fp16(Path(args.out) / "final", args.export)
