@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .readers.base import Reader, ReaderOutput, SpanCandidate
 from .readers.registry import make_reader
 from .readers.settings import Calibrator, load_reader_settings
 from .schema import Answer, Passage
 from .sentences import split_sentences
+from .windows import cite, reading_windows
 
 DEFAULT_THRESHOLD = 0.5
 # Confidence of an abstention for an unknown name: on the gold dev split 13 of the 16 questions
@@ -202,9 +203,11 @@ class Answerer:
 
     def __init__(self, retriever, reader: Reader, *, threshold: float = DEFAULT_THRESHOLD,
                  calibrator: Calibrator | None = None, alt_ratio: float = 0.6, name_gate: bool = True,
-                 k: int | None = None) -> None:
+                 k: int | None = None, context: int = 0) -> None:
         self.retriever = retriever
         self.k = k  # passages this reader reads per question when the caller gives none (tuned on dev)
+        # characters of neighbouring text the reader reads on each side of a passage (rag.windows; tuned on dev)
+        self.context = context
         self.reader = reader
         self.name_gate = name_gate
         self.threshold = threshold
@@ -214,14 +217,15 @@ class Answerer:
     @classmethod
     def create(cls, retriever, *, reader: object = None, threshold: float | None = None) -> "Answerer":
         """The answerer over ``retriever`` (its index and embedder build the reader) with ``reader``'s
-        tuned calibration, threshold and k (``threshold`` overrides the tuned one)."""
+        tuned calibration, threshold, k and reading context (``threshold`` overrides the tuned one)."""
         rd = make_reader(reader, retriever.index, retriever.embedder)
         settings = load_reader_settings(rd.name)
         cal = settings.get("calibration")
         calibrator = Calibrator(cal["a"], cal["b"], cal.get("identity", False)) if cal else None
         th = threshold if threshold is not None else settings.get("threshold", DEFAULT_THRESHOLD)
         k = settings.get("k")
-        return cls(retriever, rd, threshold=th, calibrator=calibrator, k=int(k) if k else None)
+        return cls(retriever, rd, threshold=th, calibrator=calibrator, k=int(k) if k else None,
+                   context=int(settings.get("context", 0)))
 
     def answer_many(self, questions: list[str], *, k: int, mode: str,
                     threshold: float | None = None) -> list[Answer]:
@@ -238,9 +242,18 @@ class Answerer:
                                   reason="no article mentions " + ", ".join(f"'{n}'" for n in names)))
                 continue
             qvec = qvecs[i] if self.reader.uses_vectors else None
-            result: ReaderOutput = self.reader.read(q, passages, qvec)
+            result: ReaderOutput = self.read(q, passages, qvec)
             out.append(self.decide(q, passages, result, th))
         return out
+
+    def read(self, question: str, passages: list[Passage], qvec=None) -> ReaderOutput:
+        """The reader's output for ``passages``; with a reading ``context`` the reader reads them
+        widened into their neighbouring text and its spans cite the passages (``rag.windows``)."""
+        index = getattr(self.retriever, "index", None)
+        if not self.context or index is None:
+            return self.reader.read(question, passages, qvec)
+        result = self.reader.read(question, reading_windows(passages, index, self.context), qvec)
+        return replace(result, candidates=cite(result.candidates, passages, index))
 
     def decide(self, question: str, passages: list[Passage], result: ReaderOutput, threshold: float) -> Answer:
         groups = group_candidates(result.candidates)

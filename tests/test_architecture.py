@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, list[str]]] = [
               "rag.adapters"]),
     ("storage", ["rag.stores", "rag.stores.faiss_store", "rag.stores.milvus_store", "rag.index.versions"]),
     ("index", ["rag.index", "rag.index.opened", "rag.index.build", "rag.index.distributed"]),
-    ("retrieval and readers", ["rag.retrieval", "rag.readers", "rag.readers.int8", "rag.readers.neural",
+    ("retrieval and readers", ["rag.retrieval", "rag.windows", "rag.readers", "rag.readers.int8", "rag.readers.neural",
                                "rag.readers.features", "rag.readers.fusion", "rag.readers.registry"]),
     ("answer", ["rag.answer"]),
     ("pipeline", ["rag.pipeline", "rag"]),

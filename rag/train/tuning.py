@@ -133,14 +133,24 @@ def dev_f1(best: dict[str, Any]) -> float:
 
 
 def choose_k(sweep: Sequence[tuple[int, Any, float, dict[str, Any]]],
-             questions: int) -> tuple[int, Any, float, dict[str, Any]]:
-    """Of ``(k, calibrator, threshold, best)`` rows, one per k calibrated on ``questions`` dev
-    questions, the smallest k whose dev F1 (``dev_f1``) is within one question's worth
-    (``1 / questions``) of the best: a tie, as ``readers.registry.dev_choice`` counts one, and
-    reading more passages must earn its latency."""
+             questions: int, costs: Sequence[float] | None = None) -> tuple[int, Any, float, dict[str, Any]]:
+    """Of ``(k, calibrator, threshold, best)`` rows, one per reading setting calibrated on
+    ``questions`` dev questions, the cheapest whose dev F1 (``dev_f1``) is within one question's
+    worth (``1 / questions``) of the best: a tie, as ``readers.registry.dev_choice`` counts one, and
+    reading more must earn its latency. ``costs``: what each row reads (the mean characters per dev
+    question, ``read_chars``); by default its k. The index of the row chosen is ``sweep.index``."""
     top = max(dev_f1(row[3]) for row in sweep)
-    return min((row for row in sweep if dev_f1(row[3]) >= top - 1.0 / max(questions, 1) - 1e-12),
-               key=lambda row: row[0])
+    ok = [i for i, row in enumerate(sweep) if dev_f1(row[3]) >= top - 1.0 / max(questions, 1) - 1e-12]
+    return sweep[min(ok, key=lambda i: (costs[i] if costs is not None else sweep[i][0], sweep[i][0]))]
+
+
+def read_chars(qa, questions: Sequence[str], k: int, context: int) -> float:
+    """The mean number of characters the reader reads per question at ``k`` passages widened by
+    ``context`` (``rag.windows.reading_windows``): the cost ``choose_k`` weighs."""
+    from ..windows import reading_windows
+
+    hits = qa.retriever.search_many(list(questions), k, qa.mode, qa.retriever.encode(list(questions)))
+    return float(np.mean([sum(len(w.text) for w in reading_windows(ps, qa.index, context)) for ps in hits]))
 
 
 def _ks(text: str) -> list[int]:
@@ -154,6 +164,19 @@ def _ks(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected whole numbers of at least 1, comma-separated (e.g. 5,8,10), "
                                          f"got {text!r}")
     return ks
+
+
+def _contexts(text: str) -> list[int]:
+    import argparse
+
+    try:
+        cs = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        cs = []
+    if not cs or cs[0] < 0:
+        raise argparse.ArgumentTypeError(f"expected whole numbers of characters, 0 or more, comma-separated "
+                                         f"(e.g. 0,150,300), got {text!r}")
+    return cs
 
 
 def _fraction(text: str) -> float:
@@ -182,6 +205,7 @@ def write_settings(path: str | Path, settings: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     k = f"k {settings['k']}, " if settings.get("k") else ""
+    k += f"context {settings['context']}, " if settings.get("context") else ""
     print(f"wrote {path}: {k}threshold {settings['threshold']:.3f}, gold dev best F1 {settings['dev_best_f1']:.3f}",
           file=sys.stderr)
 
@@ -191,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
 
         python -m rag.train.tuning mpnet --min-noans 0.85 --k 5,8,10,12 --out rag/models/mpnet_settings.json
 
-    With several ``--k`` the reader is calibrated at each, and the smallest k whose dev F1 is within
-    one question's worth of the best is kept with its calibration and threshold (the sweep is
-    recorded in the settings file).
+    With several ``--k`` (and ``--context``: characters of neighbouring text read on each side of a
+    passage, ``rag.windows``) the reader is calibrated at each setting, and the one that reads the
+    fewest characters among those whose dev F1 is within one question's worth of the best is kept
+    with its calibration and threshold (the sweep is recorded in the settings file).
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
     and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
@@ -209,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="passages the reader reads per question; several (e.g. 5,8,10,12) are each calibrated "
                          "on dev and the smallest k within one question's worth of the best dev F1 is kept "
                          "(default: the reader's k)")
+    ap.add_argument("--context", type=_contexts, default=None, metavar="CHARS[,CHARS...]",
+                    help="characters of neighbouring text the reader reads on each side of a passage "
+                         "(rag.windows); several (e.g. 0,150,300) are each calibrated at each k, and the "
+                         "setting that reads least within one question's worth of the best dev F1 is kept "
+                         "(default: the reader's context)")
     ap.add_argument("--out", required=True)
     add_min_noans_option(ap)
     a = ap.parse_args(argv)
@@ -223,12 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
         qa = rag.load(tmp, embedder=emb, reader=a.reader)
-        sweep = []
-        for k in a.k or [qa.read_k]:
-            qa.k = k
-            print(f"k = {k}:", file=sys.stderr)
-            sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
-        k, calibrator, threshold, best = choose_k(sweep, len(dev))
+        sweep, settings_of, costs = [], [], []
+        questions = [g["question"] for g in dev]
+        for context in a.context if a.context is not None else [qa.answerer.context]:
+            qa.answerer.context = context
+            for k in a.k or [qa.read_k]:
+                qa.k = k
+                print(f"k = {k}, context = {context}:", file=sys.stderr)
+                sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
+                settings_of.append(context)
+                costs.append(read_chars(qa, questions, k, context))
+        chosen = choose_k(sweep, len(dev), costs)
+        k, calibrator, threshold, best = chosen
+        context = settings_of[sweep.index(chosen)]
     name = qa.answerer.reader.name
     command = command_line("rag.train.tuning", argv)
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
@@ -238,11 +275,16 @@ def main(argv: list[str] | None = None) -> int:
         settings.pop(stale, None)
     settings.pop("k_sweep", None)
     settings.pop("k_rule", None)
+    settings.pop("context", None)
     if len(sweep) > 1:
-        settings["k_sweep"] = [{"k": kk, "dev_f1": dev_f1(b), "threshold": round(th, 4)}
-                               for kk, _, th, b in sweep]
-        settings["k_rule"] = ("the smallest k whose dev F1 at its threshold is within one question's worth "
-                              "(1 / dev questions) of the best k's")
+        settings["k_sweep"] = [{"k": kk, "context": c, "read_chars": round(cost), "dev_f1": dev_f1(b),
+                                "threshold": round(th, 4)}
+                               for (kk, _, th, b), c, cost in zip(sweep, settings_of, costs)]
+        settings["k_rule"] = ("of the k and context settings whose dev F1 at their threshold is within one "
+                              "question's worth (1 / dev questions) of the best, the one that reads the fewest "
+                              "characters per dev question")
+    if context:
+        settings["context"] = context
     settings.update({"k": k, "calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
                      "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
                                        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
