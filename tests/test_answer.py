@@ -272,8 +272,11 @@ def test_shipped_readers_record_the_k_their_threshold_was_chosen_at():
             continue
         top = max(row["dev_f1"] for row in s["k_sweep"])
         tie = 1.0 / s["calibrated_on"]["questions"]
-        assert s["k"] == min(row["k"] for row in s["k_sweep"] if row["dev_f1"] >= top - tie - 1e-12)
-        assert [row["threshold"] for row in s["k_sweep"] if row["k"] == s["k"]] == [round(s["threshold"], 4)]
+        # the setting that reads least (its k, where the sweep has no context) among dev ties
+        chosen = min((row for row in s["k_sweep"] if row["dev_f1"] >= top - tie - 1e-12),
+                     key=lambda row: (row.get("read_chars", row["k"]), row["k"]))
+        assert (s["k"], s.get("context", 0)) == (chosen["k"], chosen.get("context", 0))
+        assert chosen["threshold"] == round(s["threshold"], 4)
 
 
 def test_choose_k_takes_the_smallest_k_within_one_question_of_the_best():
@@ -287,6 +290,13 @@ def test_choose_k_takes_the_smallest_k_within_one_question_of_the_best():
     assert choose_k([row(5, 0.70), row(8, 0.72)], 51)[0] == 8  # 0.02 > 1/51
     assert choose_k([row(12, 0.60), row(5, 0.60)], 100)[:3] == (5, "cal5", 0.5)
     assert choose_k([row(5, 0.70, False), row(10, 0.75, False)], 100)[0] == 10  # no floor: the plain best F1
+    # with costs (characters read): the cheapest tie, whatever its k
+    sweep = [row(5, 0.70), row(8, 0.72), row(5, 0.73), row(8, 0.73)]
+    costs = [3000, 4800, 4400, 6100]
+    assert sweep.index(choose_k(sweep, 100, costs=costs)) == 2  # 0.72 is 0.01 below: no tie at 1/100
+    assert sweep.index(choose_k(sweep, 50, costs=costs)) == 2  # 0.72 ties at 1/50, and reads more
+    assert sweep.index(choose_k(sweep, 30, costs=costs)) == 0  # 0.70 ties at 1/30: the cheapest
+    assert sweep.index(choose_k(sweep, 100, costs=[3000, 4800, 6100, 4400])) == 3
 
 
 def test_threshold_with_a_noans_floor_abstains_on_dev(seed_index, embedder):

@@ -1,0 +1,117 @@
+"""rag.windows: retrieved passages widened into reading windows, and the spans' citations."""
+from __future__ import annotations
+
+from rag.readers.base import ReaderOutput, SpanCandidate
+from rag.schema import Chunk, Passage
+from rag.windows import cite, reading_windows, widen
+
+# An article whose indexed body has a stripped gap (chrome) in the middle: the chunks cover
+# [0, chrome) and [after, end), never the chrome between them.
+BODY_A = ("The deal was signed in Moscow. It covers four batteries. The first arrived in July. "
+          "Officials in Ankara called it a done deal. ")
+CHROME = "More from the site: CV90 orders rise. "
+BODY_B = "The second set is under talks. Its price was not given."
+SOURCE = BODY_A + CHROME + BODY_B
+OTHER = "Greece operates the S-300. It bought it from Cyprus."
+
+
+def _chunk(doc, n, start, end, source):
+    return Chunk(chunk_id=f"{doc}:{n}", doc_id=doc, n=n, start=start, end=end, text=source[start:end], title=doc,
+                 tokens=len(source[start:end].split()))
+
+
+def _cut(text, sentence):
+    a = text.index(sentence)
+    return a, a + len(sentence)
+
+
+class FakeIndex:
+    def __init__(self):
+        s = SOURCE
+        a0, a1, a2 = 0, s.index("It covers"), s.index("Officials")
+        b0 = s.index("The second")
+        self.texts = {"d": s, "o": OTHER}
+        self.chunks = [_chunk("d", 0, a0, a1 - 1, s), _chunk("d", 1, a1, a2 - 1, s),
+                       _chunk("d", 2, a2, len(BODY_A) - 1, s), _chunk("d", 3, b0, len(s), s),
+                       _chunk("o", 0, 0, len(OTHER), OTHER)]
+
+    def source(self, doc_id):
+        return self.texts[doc_id]
+
+
+def _passage(index, row, score):
+    c = index.chunks[row]
+    return Passage(doc_id=c.doc_id, title=c.title, text=c.text, start=c.start, end=c.end, score=score,
+                   chunk_id=c.chunk_id)
+
+
+def test_a_passage_widens_into_its_neighbours_in_whole_words_and_never_across_a_gap():
+    idx = FakeIndex()
+    middle = _passage(idx, 1, 0.9)
+    a, b = widen(middle, idx, 12)
+    assert SOURCE[a:b].startswith("in Moscow.") and SOURCE[a:b].endswith("Officials")  # 12 chars, whole words
+    assert a < middle.start and b > middle.end
+    # the last chunk before the chrome widens up to it, not into it; the chunk after it not back over it
+    a, b = widen(_passage(idx, 2, 0.5), idx, 500)
+    assert SOURCE[a:b].startswith("The deal") and SOURCE[a:b].endswith("done deal.") and "CV90" not in SOURCE[a:b]
+    a, b = widen(_passage(idx, 3, 0.5), idx, 500)
+    assert SOURCE[a:b] == BODY_B
+
+
+def test_windows_merge_per_article_in_the_order_of_their_best_passage():
+    idx = FakeIndex()
+    ps = [_passage(idx, 4, 0.9), _passage(idx, 2, 0.8), _passage(idx, 0, 0.7), _passage(idx, 3, 0.6)]
+    assert reading_windows(ps, idx, 0) == ps
+    ws = reading_windows(ps, idx, 40)
+    # chunks 0 and 2 of "d", each widened by 40, overlap over chunk 1: one window, at chunk 2's rank
+    assert [(w.doc_id, w.chunk_id, w.score) for w in ws] == [("o", "o:0", 0.9), ("d", "d:2", 0.8), ("d", "d:3", 0.6)]
+    for w in ws:
+        assert idx.source(w.doc_id)[w.start:w.end] == w.text
+    assert ws[1].text == BODY_A.strip() and ws[2].text == BODY_B  # no text read twice, no chrome read
+
+
+def test_spans_cite_the_retrieved_passage_or_the_chunk_that_holds_them():
+    idx = FakeIndex()
+    retrieved = [_passage(idx, 2, 0.8)]
+    window = reading_windows(retrieved, idx, 200)[0]
+
+    def span(text, start=None):
+        a = SOURCE.index(text) if start is None else start
+        return SpanCandidate(doc_id="d", start=a, end=a + len(text), text=text, score=0.5, passage=window)
+
+    inside, margin = span("a done deal"), span("four batteries")
+    across = span("Moscow. It covers")
+    got = cite([inside, margin, across], retrieved, idx)
+    assert got[0].passage == retrieved[0]
+    assert got[1].passage.chunk_id == "d:1" and got[1].passage.score == window.score
+    assert got[1].passage.text == idx.chunks[1].text
+    assert got[2].passage == window  # across two chunks: the window it was read in
+
+
+def test_the_answerer_reads_windows_and_cites_the_chunk(monkeypatch):
+    from rag.answer import Answerer
+
+    idx = FakeIndex()
+    seen = []
+
+    class Reader:
+        name, uses_vectors = "toy", False
+
+        def read(self, question, passages, qvec=None):
+            seen.append(list(passages))
+            a = SOURCE.index("four batteries")
+            p = next((p for p in passages if p.start <= a < p.end), None)
+            return ReaderOutput([SpanCandidate("d", a, a + 14, "four batteries", 0.9, p)] if p else [], 0.1)
+
+    class Retriever:
+        index = idx
+
+    retrieved = [_passage(idx, 2, 0.8), _passage(idx, 0, 0.7)]
+    ans = Answerer(Retriever(), Reader(), threshold=0.5, context=100)
+    out = ans.decide("What does it cover?", retrieved, ans.read("What does it cover?", retrieved), 0.5)
+    assert [p.text for p in seen[-1]] == [BODY_A.strip()]  # one merged window
+    assert out.text == "four batteries" and SOURCE[out.start:out.end] == out.text
+    assert [c.chunk_id for c in out.citations] == ["d:1"] and out.evidence.text == "It covers four batteries."
+    ans.context = 0
+    ans.read("What does it cover?", retrieved)
+    assert seen[-1] == retrieved
