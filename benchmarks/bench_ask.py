@@ -5,7 +5,8 @@
 The floor is what no answerer can avoid: one question encode plus one exact FAISS search of the
 same index. For a neural or fused reader there is a second floor, "floor + reader forward": the
 same plus one batched forward pass of the neural model (tokenisation included) over the passages
-the ask reads (retrieved before the timer starts). Each question is timed with the models already loaded (warm), every question of the
+the ask reads (retrieved before the timer starts; for a reader tuned to read context, the reading
+windows they widen into, `rag.windows`). Each question is timed with the models already loaded (warm), every question of the
 gold set in turn, `--repeat` rounds; medians and p95 are over all timings.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main(argv=None) -> int:
     import faiss
     import rag
     from rag.stores.faiss_store import faiss_search
+    from rag.windows import reading_windows
 
     tmp = None
     index = a.index
@@ -57,7 +59,8 @@ def main(argv=None) -> int:
     reader = qa.answerer.reader
     neural = reader if hasattr(reader, "forward") else getattr(reader, "neural", None)
     k = qa.read_k  # the reader's tuned k, what ask reads
-    passages = {q: qa.retrieve(q, k=k) for q in questions}
+    context = qa.answerer.context  # characters read around each passage (rag.windows), as ask reads them
+    passages = {q: reading_windows(qa.retrieve(q, k=k), qa.index, context) for q in questions}
     floor, floor_r, retrieve, ask = [], [], [], []
     for _ in range(a.repeat):
         for q in questions:
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
         rows.insert(1, ("floor + reader forward", floor_r))
     prec = getattr(neural, "precision_used", None)
     print(f"{len(questions)} questions x {a.repeat} rounds, warm, seed index ({len(qa.index.chunks)} chunks), "
-          f"reader {qa.answerer.reader.name}" + (f" ({prec})" if prec else "") + f", k={k}")
+          f"reader {qa.answerer.reader.name}" + (f" ({prec})" if prec else "") + f", k={k}" + (f", context {context} chars" if context else ""))
     print(f"{'':34s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 / floor p50':>16s}")
     for name, xs in rows:
         print(f"{name:34s} {pct(xs, 50):8.1f} {pct(xs, 95):8.1f} {statistics.median(xs) / f50:16.2f}")
