@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="mpnet (the default where MPNet runs fast: native bf16 or a GPU; fast elsewhere), fused, fast, minilm, features, or a folder with a transformers QA model or a rag adapter")
     sp.add_argument("--threshold", type=float, default=None,
                     help="abstain below this confidence (default: tuned on the gold dev split)")
+    sp.add_argument("--context", type=int, default=None, metavar="CHARS",
+                    help="also read this many characters of each passage's neighbouring text (e.g. 300; "
+                         "default: the reader's, 0)")
 
     sp = sub.add_parser("eval", help="score retrieval and answers on a gold set (or a SQuAD file)",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -233,7 +236,8 @@ def cmd_ask(a) -> int:
             raise rag.InputError(f"question file {a.file!r} holds no questions (one per line)")
     else:
         questions = [validate_question(a.question)]  # before loading anything
-    qa = rag.load(a.index, reader=a.reader, **({"mode": a.mode} if a.mode else {}))
+    qa = rag.load(a.index, reader=a.reader, **({"mode": a.mode} if a.mode else {}),
+                  **({"context": a.context} if a.context is not None else {}))
     _warn_stale(qa, a.index)
     answers = qa.ask_many(questions, k=a.k, threshold=a.threshold)
     for ans in answers:

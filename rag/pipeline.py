@@ -11,7 +11,7 @@ from pathlib import Path
 from .embedding import Embedder
 from .errors import InputError
 from .index.opened import OpenIndex, open_index
-from .retrieval import MODES, Retriever, check_k, check_mode
+from .retrieval import MODES, Retriever, check_context, check_k, check_mode
 from .schema import Answer, Passage
 
 DEFAULT_MODE = "hybrid"  # best recall@5 and MRR on the gold dev split (evals/README.md)
@@ -50,13 +50,15 @@ class QA:
 
     def __init__(self, index_dir: str | os.PathLike = "index", *, model: str | os.PathLike | None = None,
                  embedder: Embedder | None = None, reader: object = None, mode: str = DEFAULT_MODE,
-                 k: int | None = None, threshold: float | None = None) -> None:
+                 k: int | None = None, threshold: float | None = None, context: int | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.index: OpenIndex = open_index(self.index_dir)
         self.embedder = embedder or Embedder(model if model is not None else self.index.model)
         self.retriever = Retriever(self.index, self.embedder)
         self.mode = check_mode(mode)
         self.k = check_k(k) if k is not None else None  # None: the reader's tuned k (``read_k``)
+        # characters of neighbouring text read around each passage (rag.windows); None: the reader's own
+        self.context = check_context(context) if context is not None else None
         self._reader_spec = reader
         self._answerer = None
         self._threshold = threshold
@@ -83,6 +85,8 @@ class QA:
                 from .answer import Answerer
 
                 self._answerer = Answerer.create(self.retriever, reader=self._reader_spec, threshold=self._threshold)
+                if self.context is not None:
+                    self._answerer.context = self.context
             return self._answerer
 
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
@@ -95,6 +99,8 @@ class QA:
         """Answers for many questions; their vectors are encoded in batches."""
         qs = [validate_question(q) for q in questions]
         k = check_k(k if k is not None else self.read_k)
+        if self.context is not None:  # set on the QA after its answerer was made
+            self.answerer.context = check_context(self.context)
         answers = self.answerer.answer_many(qs, k=k, mode=check_mode(mode or self.mode), threshold=threshold)
         return [self._paged_answer(a) for a in answers]
 
@@ -146,5 +152,7 @@ class QA:
 
 def load(index_dir: str | os.PathLike = "index", **kwargs) -> QA:
     """Open an index for questions. Keyword settings: model, reader, mode, k (passages the reader
-    reads; default: the reader's tuned k), threshold."""
+    reads; default: the reader's tuned k), threshold, context (characters of each passage's
+    neighbouring text the reader also reads, ``rag.windows``; default: the reader's, 0 for all
+    shipped readers)."""
     return QA(index_dir, **kwargs)

@@ -27,6 +27,12 @@ def check_k(k: int) -> int:
     return k
 
 
+def check_context(context: int) -> int:
+    if not isinstance(context, int) or isinstance(context, bool) or context < 0:
+        raise InputError(f"context must be a whole number of characters, 0 or more (e.g. 300), got {context!r}")
+    return context
+
+
 class Retriever:
     """Finds the passages of an open index that best match a question."""
 

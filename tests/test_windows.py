@@ -115,3 +115,45 @@ def test_the_answerer_reads_windows_and_cites_the_chunk(monkeypatch):
     ans.context = 0
     ans.read("What does it cover?", retrieved)
     assert seen[-1] == retrieved
+
+
+def test_load_with_context_reads_windows_of_the_real_index_and_cites_its_chunks(seed_index, embedder, tiny_qa_model):
+    import pytest
+
+    import rag
+
+    qa = rag.load(seed_index, embedder=embedder, reader=str(tiny_qa_model), context=300)
+    seen = []
+    reader = qa.answerer.reader
+    plain_read = reader.read
+
+    def spy(question, passages, qvec=None):
+        seen.append(list(passages))
+        return plain_read(question, passages, qvec)
+
+    reader.read = spy
+    q = "Who heads Russia's Federal Service for Military and Technical Cooperation?"
+    retrieved = qa.retrieve(q, k=3)
+    a = qa.ask(q, k=3, threshold=0.0)
+    windows = seen[-1]
+    assert sum(len(w.text) for w in windows) > sum(len(p.text) for p in retrieved)
+    for w in windows:
+        assert qa.source(w.doc_id)[w.start:w.end] == w.text
+    chunk_ids = {c.chunk_id for c in qa.index.chunks}
+    assert a.text is not None and qa.source(a.doc_id)[a.start:a.end] == a.text
+    cited = a.citations[0]  # the passage of the answer's own span: a chunk of the index that holds it
+    assert cited.chunk_id in chunk_ids and cited.doc_id == a.doc_id and cited.start <= a.start and a.end <= cited.end
+    assert qa.source(cited.doc_id)[cited.start:cited.end] == cited.text
+    qa.context = 0  # set later, it still applies
+    qa.ask(q, k=3, threshold=0.0)
+    assert [(p.doc_id, p.start, p.end) for p in seen[-1]] == [(p.doc_id, p.start, p.end) for p in retrieved]
+    for bad in (-1, 2.5, "300", True):
+        with pytest.raises(rag.InputError, match="context must be a whole number of characters"):
+            rag.load(seed_index, embedder=embedder, context=bad)
+
+
+def test_cli_ask_refuses_a_negative_context(seed_index, capsys):
+    from rag.cli import main
+
+    assert main(["ask", "Who is Turkey's foreign minister?", "--index", str(seed_index), "--context", "-3"]) != 0
+    assert "context must be a whole number of characters" in capsys.readouterr().err
