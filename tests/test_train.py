@@ -175,6 +175,12 @@ def test_min_noans_option_is_checked_before_any_reader_runs(capsys):
             tuning.main(["fast", "--out", "x.json", "--k", bad])
         assert e.value.code == 2
         assert f"expected whole numbers of at least 1, comma-separated (e.g. 5,8,10), got '{bad}'" in capsys.readouterr().err
+    for bad in ("-1", "0,x"):
+        with pytest.raises(SystemExit) as e:
+            tuning.main(["fast", "--out", "x.json", "--context", bad])
+        assert e.value.code == 2
+        assert (f"expected whole numbers of characters, 0 or more, comma-separated (e.g. 0,150,300), got '{bad}'"
+                in capsys.readouterr().err)
 
 
 CTX4 = "lol my cat knocked the router off the shelf again so the wifi died at 2am"

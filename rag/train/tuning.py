@@ -153,30 +153,25 @@ def read_chars(qa, questions: Sequence[str], k: int, context: int) -> float:
     return float(np.mean([sum(len(w.text) for w in reading_windows(ps, qa.index, context)) for ps in hits]))
 
 
-def _ks(text: str) -> list[int]:
+def _whole_numbers(text: str, least: int, what: str, example: str) -> list[int]:
+    """A comma-separated list of whole numbers of at least ``least``, sorted, for an option's parser."""
     import argparse
 
     try:
-        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+        values = sorted({int(x) for x in text.split(",") if x.strip()})
     except ValueError:
-        ks = []
-    if not ks or ks[0] < 1:
-        raise argparse.ArgumentTypeError(f"expected whole numbers of at least 1, comma-separated (e.g. 5,8,10), "
-                                         f"got {text!r}")
-    return ks
+        values = []
+    if not values or values[0] < least:
+        raise argparse.ArgumentTypeError(f"expected {what}, comma-separated (e.g. {example}), got {text!r}")
+    return values
+
+
+def _ks(text: str) -> list[int]:
+    return _whole_numbers(text, 1, "whole numbers of at least 1", "5,8,10")
 
 
 def _contexts(text: str) -> list[int]:
-    import argparse
-
-    try:
-        cs = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        cs = []
-    if not cs or cs[0] < 0:
-        raise argparse.ArgumentTypeError(f"expected whole numbers of characters, 0 or more, comma-separated "
-                                         f"(e.g. 0,150,300), got {text!r}")
-    return cs
+    return _whole_numbers(text, 0, "whole numbers of characters, 0 or more", "0,150,300")
 
 
 def _fraction(text: str) -> float:
