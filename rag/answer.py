@@ -243,7 +243,12 @@ class Answerer:
                 continue
             qvec = qvecs[i] if self.reader.uses_vectors else None
             result: ReaderOutput = self.read(q, passages, qvec)
-            out.append(self.decide(q, passages, result, th))
+            # Read widened, one article's confident window can squash another's figure below any
+            # floor: rival figures are then looked for as each passage reads alone (one more forward,
+            # only when the answer is a figure: "$2.5 billion" in 001 beside 000's "$2 billion").
+            plain = ((lambda q=q, passages=passages, qvec=qvec: self.reader.read(q, passages, qvec))
+                     if self.context else None)
+            out.append(self.decide(q, passages, result, th, plain_read=plain))
         return out
 
     def read(self, question: str, passages: list[Passage], qvec=None) -> ReaderOutput:
@@ -255,7 +260,11 @@ class Answerer:
         result = self.reader.read(question, reading_windows(passages, index, self.context), qvec)
         return replace(result, candidates=cite(result.candidates, passages, index))
 
-    def decide(self, question: str, passages: list[Passage], result: ReaderOutput, threshold: float) -> Answer:
+    def decide(self, question: str, passages: list[Passage], result: ReaderOutput, threshold: float,
+               plain_read=None) -> Answer:
+        """The answer (or abstention) from the reader's ``result``. ``plain_read``: for a result read
+        through reading windows, a call that reads the passages as they are, whose spans are the
+        rivals of a figure answer (the alternatives)."""
         groups = group_candidates(result.candidates)
         name = self.reader.name
         if not groups:
@@ -276,11 +285,15 @@ class Answerer:
         kind = best.best.features.get("kind")
         # A reader without answer kinds (a plain neural one): the kind of figure the answer states.
         figure = figure_kind(best.best.text) if kind is None else None
+        rivals = groups[1:]
+        if plain_read is not None and figure is not None:
+            plain = [g for g in group_candidates(plain_read().candidates) if g.key != best.key]
+            rivals = [g for g in plain if has_count(g.best.text)] if expects_count(question) else plain
         typed_seen: set[str] = set()  # articles whose best typed answer was already considered
         # A quarter of the threshold, and never more than a 1-in-10 calibrated chance of being right:
         # a high threshold, set to refuse near misses, must not hide another article's figure.
         typed_floor = min(0.25 * threshold, TYPED_ALTERNATIVE_MAX_FLOOR)
-        for g in groups[1:]:
+        for g in rivals:
             s = self.calibrator(g.score)
             docs = {m.doc_id for m in g.members}
             if kind is not None and g.best.features.get("kind") != kind:

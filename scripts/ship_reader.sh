@@ -12,8 +12,8 @@
 # 3. calibrates the mpnet reader and picks its threshold on the gold dev split: the best dev F1
 #    among thresholds that abstain on at least MIN_NOANS (default 0.85) of dev's unanswerable
 #    questions (MIN_NOANS= for the plain best-F1 threshold), at each k of KS (default 5,8,10,12
-#    passages read) and each reading context of CONTEXTS (characters read on each side of a passage,
-#    rag.windows; default 0), keeping the setting that reads the fewest characters within one
+#    passages read) and each reading context of CONTEXTS (default 0,300 characters read on each side
+#    of a passage, rag.windows), keeping the setting that reads the fewest characters within one
 #    question's worth of the best dev F1;
 # 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split),
 #    then its k, calibration and threshold by the same rules.
@@ -25,9 +25,7 @@ PY=.venv/bin/python
 POOL=${POOL:-../shared/data/squad-pool.json.gz}
 MIN_NOANS=${MIN_NOANS-0.85}
 KS=${KS:-5,8,10,12}
-# 0 only: with context the stage-14 reader no longer sees the second article's "$2.5 billion" beside
-# "$2 billion" (tests/test_answer.py::test_deal_value_shows_both_figures); measured, see evals/README.md
-CONTEXTS=${CONTEXTS:-0}
+CONTEXTS=${CONTEXTS:-0,300}
 FLOOR=(); [ -n "$MIN_NOANS" ] && FLOOR=(--min-noans "$MIN_NOANS")
 DST=rag/models/reader_mpnet
 [ -f "$RUN/export/adapter.safetensors" ] || { echo "no exported adapter in $RUN/export: train with --export $RUN/export" >&2; exit 1; }

@@ -12,7 +12,7 @@ BODY_A = ("The deal was signed in Moscow. It covers four batteries. The first ar
 CHROME = "More from the site: CV90 orders rise. "
 BODY_B = "The second set is under talks. Its price was not given."
 SOURCE = BODY_A + CHROME + BODY_B
-OTHER = "Greece operates the S-300. It bought it from Cyprus."
+OTHER = "Greece operates the S-300. It bought it from Cyprus in May 1998."
 
 
 def _chunk(doc, n, start, end, source):
@@ -157,3 +157,45 @@ def test_cli_ask_refuses_a_negative_context(seed_index, capsys):
 
     assert main(["ask", "Who is Turkey's foreign minister?", "--index", str(seed_index), "--context", "-3"]) != 0
     assert "context must be a whole number of characters" in capsys.readouterr().err
+
+
+def test_a_figure_answer_read_widened_takes_its_rivals_from_the_passages_read_alone():
+    """Read widened, one article's confident window squashes another's figure; the rivals of a
+    figure answer come from a second, plain read of the passages (only for figure answers)."""
+    from rag.answer import Answerer
+
+    idx = FakeIndex()
+    calls = []
+    deal, greece = SOURCE.index("July"), OTHER.index("May 1998")
+
+    class Reader:
+        name, uses_vectors = "toy", False
+
+        def read(self, question, passages, qvec=None):
+            widened = any(len(p.text) > len(c.text) for p in passages for c in idx.chunks if c.chunk_id == p.chunk_id)
+            calls.append("windows" if widened else "plain")
+            d = next(p for p in passages if p.doc_id == "d" and p.start <= deal < p.end)
+            o = next(p for p in passages if p.doc_id == "o")
+            answer = question.startswith("When")
+            text = "July" if answer else "It covers"
+            a = deal if answer else SOURCE.index(text)
+            best = SpanCandidate("d", a, a + len(text), text, 0.95, d)
+            rival = SpanCandidate("o", greece, greece + 8, "May 1998", 0.001 if widened else 0.4, o)
+            return ReaderOutput([best, rival], 0.0)
+
+    class Retriever:
+        index = idx
+
+    retrieved = [_passage(idx, 1, 0.8), _passage(idx, 4, 0.7)]
+    ans = Answerer(Retriever(), Reader(), threshold=0.5, context=100)
+
+    def ask(q):
+        return ans.decide(q, retrieved, ans.read(q, retrieved), 0.5,
+                          plain_read=lambda: ans.reader.read(q, retrieved))
+
+    out = ask("When did the first battery arrive?")
+    assert out.text == "July" and [a.text for a in out.alternatives] == ["May 1998"]
+    assert calls == ["windows", "plain"]
+    calls.clear()
+    out = ask("What does the deal cover?")  # not a figure: no second read, no rival
+    assert out.text == "It covers" and out.alternatives == [] and calls == ["windows"]
