@@ -658,7 +658,9 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     if limit:
         train_ex = train_ex[:limit]
     n_main = len(train_ex)
-    negatives = (context_negatives(train_ex, context_negatives_fraction, seed=seed)
+    # the training split's paragraphs, ranked for near misses once for both kinds of negatives
+    near = NearMisses(train_ex) if context_negatives_fraction or paraphrase_negatives_fraction else None
+    negatives = (context_negatives(train_ex, context_negatives_fraction, seed=seed, near=near)
                  if context_negatives_fraction else [])
     swaps = make_swap_negatives(train_ex, swap_negatives, seed=seed) if swap_negatives else []
     low = low_overlap_copies(train_ex, low_overlap_fraction, seed=seed) if low_overlap_fraction else []
@@ -671,7 +673,7 @@ def train_reader(data: str | os.PathLike, out_dir: str | os.PathLike, *, encoder
     if paraphrase_negatives_fraction and not para:
         raise InputError("--paraphrase-negatives needs --paraphrases FILE (the rewrites it pairs with near "
                          "misses), e.g. --paraphrases rag/train/paraphrases.jsonl")
-    para_neg = (context_negatives(para, paraphrase_negatives_fraction, seed=seed, near=NearMisses(train_ex),
+    para_neg = (context_negatives(para, paraphrase_negatives_fraction, seed=seed, near=near,
                                   flag="--paraphrase-negatives") if paraphrase_negatives_fraction else [])
     mixed, mix_records = mix_examples(mix, n_train=n_main, seed=seed, held_out=dev_ex)
     train_ex += negatives + swaps + low + para + para_neg + mixed
