@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     neural = reader if hasattr(reader, "forward") else getattr(reader, "neural", None)
     k = qa.read_k  # the reader's tuned k, what ask reads
     context = qa.answerer.context  # characters read around each passage (rag.windows), as ask reads them
-    passages = {q: reading_windows(qa.retrieve(q, k=k), qa.index, context) for q in questions}
+    windows = qa.answerer.windows
+    passages = {q: reading_windows(qa.retrieve(q, k=k), qa.index, context, windows) for q in questions}
     floor, floor_r, retrieve, ask = [], [], [], []
     for _ in range(a.repeat):
         for q in questions:
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
         rows.insert(1, ("floor + reader forward", floor_r))
     prec = getattr(neural, "precision_used", None)
     print(f"{len(questions)} questions x {a.repeat} rounds, warm, seed index ({len(qa.index.chunks)} chunks), "
-          f"reader {qa.answerer.reader.name}" + (f" ({prec})" if prec else "") + f", k={k}" + (f", context {context} chars" if context else ""))
+          f"reader {qa.answerer.reader.name}" + (f" ({prec})" if prec else "") + f", k={k}" + (f", context {context} chars ({windows} windows)" if context else ""))
     print(f"{'':34s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 / floor p50':>16s}")
     for name, xs in rows:
         print(f"{name:34s} {pct(xs, 50):8.1f} {pct(xs, 95):8.1f} {statistics.median(xs) / f50:16.2f}")

@@ -18,7 +18,7 @@ from .readers.registry import make_reader
 from .readers.settings import Calibrator, load_reader_settings
 from .schema import Answer, Passage
 from .sentences import split_sentences
-from .windows import cite, reading_windows
+from .windows import check_windows, cite, reading_windows
 
 DEFAULT_THRESHOLD = 0.5
 # Confidence of an abstention for an unknown name: on the gold dev split 13 of the 16 questions
@@ -203,11 +203,12 @@ class Answerer:
 
     def __init__(self, retriever, reader: Reader, *, threshold: float = DEFAULT_THRESHOLD,
                  calibrator: Calibrator | None = None, alt_ratio: float = 0.6, name_gate: bool = True,
-                 k: int | None = None, context: int = 0) -> None:
+                 k: int | None = None, context: int = 0, windows: str = "merged") -> None:
         self.retriever = retriever
         self.k = k  # passages this reader reads per question when the caller gives none (tuned on dev)
         # characters of neighbouring text the reader reads on each side of a passage (rag.windows; tuned on dev)
         self.context = context
+        self.windows = check_windows(windows)  # how those windows are laid out (rag.windows; tuned on dev)
         self.reader = reader
         self.name_gate = name_gate
         self.threshold = threshold
@@ -217,7 +218,8 @@ class Answerer:
     @classmethod
     def create(cls, retriever, *, reader: object = None, threshold: float | None = None) -> "Answerer":
         """The answerer over ``retriever`` (its index and embedder build the reader) with ``reader``'s
-        tuned calibration, threshold, k and reading context (``threshold`` overrides the tuned one)."""
+        tuned calibration, threshold, k and reading context and windows (``threshold`` overrides the
+        tuned one)."""
         rd = make_reader(reader, retriever.index, retriever.embedder)
         settings = load_reader_settings(rd.name)
         cal = settings.get("calibration")
@@ -225,7 +227,7 @@ class Answerer:
         th = threshold if threshold is not None else settings.get("threshold", DEFAULT_THRESHOLD)
         k = settings.get("k")
         return cls(retriever, rd, threshold=th, calibrator=calibrator, k=int(k) if k else None,
-                   context=int(settings.get("context", 0)))
+                   context=int(settings.get("context", 0)), windows=settings.get("windows", "merged"))
 
     def answer_many(self, questions: list[str], *, k: int, mode: str,
                     threshold: float | None = None) -> list[Answer]:
@@ -257,7 +259,7 @@ class Answerer:
         index = getattr(self.retriever, "index", None)
         if not self.context or index is None:
             return self.reader.read(question, passages, qvec)
-        result = self.reader.read(question, reading_windows(passages, index, self.context), qvec)
+        result = self.reader.read(question, reading_windows(passages, index, self.context, self.windows), qvec)
         return replace(result, candidates=cite(result.candidates, passages, index))
 
     def decide(self, question: str, passages: list[Passage], result: ReaderOutput, threshold: float,

@@ -93,7 +93,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="abstain below this confidence (default: tuned on the gold dev split)")
     sp.add_argument("--context", type=int, default=None, metavar="CHARS",
                     help="also read this many characters of each passage's neighbouring text (e.g. 300; "
-                         "default: the reader's, 0)")
+                         "default: the reader's, tuned on the gold dev split)")
+    sp.add_argument("--windows", choices=("merged", "separate"), default=None,
+                    help="with --context: read the widened passages of one article that overlap as one window "
+                         "(merged) or each in its own window (separate); default: the reader's")
 
     sp = sub.add_parser("eval", help="score retrieval and answers on a gold set (or a SQuAD file)",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -237,7 +240,8 @@ def cmd_ask(a) -> int:
     else:
         questions = [validate_question(a.question)]  # before loading anything
     qa = rag.load(a.index, reader=a.reader, **({"mode": a.mode} if a.mode else {}),
-                  **({"context": a.context} if a.context is not None else {}))
+                  **({"context": a.context} if a.context is not None else {}),
+                  **({"windows": a.windows} if a.windows is not None else {}))
     _warn_stale(qa, a.index)
     answers = qa.ask_many(questions, k=a.k, threshold=a.threshold)
     for ans in answers:

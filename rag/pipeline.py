@@ -12,6 +12,7 @@ from .embedding import Embedder
 from .errors import InputError
 from .index.opened import OpenIndex, open_index
 from .retrieval import MODES, Retriever, check_context, check_k, check_mode
+from .windows import check_windows
 from .schema import Answer, Passage
 
 DEFAULT_MODE = "hybrid"  # best recall@5 and MRR on the gold dev split (evals/README.md)
@@ -50,7 +51,8 @@ class QA:
 
     def __init__(self, index_dir: str | os.PathLike = "index", *, model: str | os.PathLike | None = None,
                  embedder: Embedder | None = None, reader: object = None, mode: str = DEFAULT_MODE,
-                 k: int | None = None, threshold: float | None = None, context: int | None = None) -> None:
+                 k: int | None = None, threshold: float | None = None, context: int | None = None,
+                 windows: str | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.index: OpenIndex = open_index(self.index_dir)
         self.embedder = embedder or Embedder(model if model is not None else self.index.model)
@@ -59,6 +61,8 @@ class QA:
         self.k = check_k(k) if k is not None else None  # None: the reader's tuned k (``read_k``)
         # characters of neighbouring text read around each passage (rag.windows); None: the reader's own
         self.context = check_context(context) if context is not None else None
+        # how those windows are laid out ("merged" or "separate", rag.windows); None: the reader's own
+        self.windows = check_windows(windows) if windows is not None else None
         self._reader_spec = reader
         self._answerer = None
         self._threshold = threshold
@@ -87,6 +91,8 @@ class QA:
                 self._answerer = Answerer.create(self.retriever, reader=self._reader_spec, threshold=self._threshold)
                 if self.context is not None:
                     self._answerer.context = self.context
+                if self.windows is not None:
+                    self._answerer.windows = self.windows
             return self._answerer
 
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
@@ -101,6 +107,8 @@ class QA:
         k = check_k(k if k is not None else self.read_k)
         if self.context is not None:  # set on the QA after its answerer was made
             self.answerer.context = check_context(self.context)
+        if self.windows is not None:
+            self.answerer.windows = check_windows(self.windows)
         answers = self.answerer.answer_many(qs, k=k, mode=check_mode(mode or self.mode), threshold=threshold)
         return [self._paged_answer(a) for a in answers]
 
@@ -153,6 +161,7 @@ class QA:
 def load(index_dir: str | os.PathLike = "index", **kwargs) -> QA:
     """Open an index for questions. Keyword settings: model, reader, mode, k (passages the reader
     reads; default: the reader's tuned k), threshold, context (characters of each passage's
-    neighbouring text the reader also reads, ``rag.windows``; default: the reader's, 0 for all
-    shipped readers)."""
+    neighbouring text the reader also reads, ``rag.windows``; default: the reader's, tuned on dev),
+    windows ("merged": the widened passages of one article that overlap read as one window;
+    "separate": each passage in its own window; default: the reader's)."""
     return QA(index_dir, **kwargs)

@@ -4,9 +4,12 @@ A chunk boundary can cut an answer's sentence off from the sentence that says wh
 ("He said ..." with the speaker named just before the cut). A reader tuned to read with more
 context gets each retrieved passage widened by up to ``chars`` characters on each side into the
 neighbouring chunks of its article (indexed body text only: never across a gap the chunks do not
-cover, such as stripped page chrome, and never cutting a word), and the windows of one article that
-overlap or touch merged into one, so no text is read twice. A window keeps the place, score and
-chunk id of its best retrieved passage.
+cover, such as stripped page chrome, and never cutting a word). Two ways to lay the windows out
+(``WINDOW_MODES``, chosen on dev per reader): "merged", the windows of one article that overlap or
+touch joined into one, so no text is read twice; or "separate", each passage read in its own window,
+centred on it, so text where two windows overlap is read twice and a span found in both adds up the
+probability of each reading (as across the stride windows of one long passage). A window keeps the
+place, score and chunk id of its (best) retrieved passage.
 
 The reader's spans then cite what retrieval found, not the window: ``cite`` gives each span the
 retrieved passage that holds it or, for a span in a widened margin, the index chunk that holds it.
@@ -17,7 +20,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from .errors import InputError
 from .schema import Chunk, Passage
+
+WINDOW_MODES = ("merged", "separate")
+
+
+def check_windows(mode: str) -> str:
+    if mode not in WINDOW_MODES:
+        raise InputError(f"windows must be one of {', '.join(WINDOW_MODES)}, got {mode!r}")
+    return mode
 
 
 def _chunks_of(index, doc_id: str) -> list[Chunk]:
@@ -64,11 +76,19 @@ def widen(passage: Passage, index, chars: int) -> tuple[int, int]:
     return start, end
 
 
-def reading_windows(passages: Sequence[Passage], index, chars: int) -> list[Passage]:
-    """The passages widened by ``chars`` (``widen``) and merged per article where they overlap or
-    touch, in the order of each window's best passage; ``chars`` 0 gives the passages unchanged."""
+def reading_windows(passages: Sequence[Passage], index, chars: int, windows: str = "merged") -> list[Passage]:
+    """The passages widened by ``chars`` (``widen``): with ``windows`` "merged", merged per article
+    where they overlap or touch, in the order of each window's best passage; with "separate", one
+    window per passage, in the passages' order. ``chars`` 0 gives the passages unchanged."""
+    check_windows(windows)
     if chars <= 0 or not passages:
         return list(passages)
+    if windows == "separate":
+        out = []
+        for p in passages:
+            a, b = widen(p, index, chars)
+            out.append(replace(p, text=index.source(p.doc_id)[a:b], start=a, end=b))
+        return out
     spans: dict[str, list[list]] = {}  # doc_id -> [start, end, rank of its best passage]
     for rank, p in enumerate(passages):
         a, b = widen(p, index, chars)

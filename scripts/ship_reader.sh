@@ -13,8 +13,9 @@
 #    among thresholds that abstain on at least MIN_NOANS (default 0.85) of dev's unanswerable
 #    questions (MIN_NOANS= for the plain best-F1 threshold), at each k of KS (default 5,8,10,12
 #    passages read) and each reading context of CONTEXTS (default 0,300 characters read on each side
-#    of a passage, rag.windows), keeping the setting that reads the fewest characters within one
-#    question's worth of the best dev F1;
+#    of a passage, rag.windows) and each layout of those windows in WINDOWS (default merged,separate),
+#    keeping the setting that reads the fewest characters within one question's worth of the best
+#    dev F1;
 # 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split),
 #    then its k, calibration and threshold by the same rules.
 set -euo pipefail
@@ -26,6 +27,7 @@ POOL=${POOL:-../shared/data/squad-pool.json.gz}
 MIN_NOANS=${MIN_NOANS-0.85}
 KS=${KS:-5,8,10,12}
 CONTEXTS=${CONTEXTS:-0,300}
+WINDOWS=${WINDOWS:-merged,separate}
 FLOOR=(); [ -n "$MIN_NOANS" ] && FLOOR=(--min-noans "$MIN_NOANS")
 DST=rag/models/reader_mpnet
 [ -f "$RUN/export/adapter.safetensors" ] || { echo "no exported adapter in $RUN/export: train with --export $RUN/export" >&2; exit 1; }
@@ -39,7 +41,8 @@ $PY -m rag.train.calibrate_int8 "$DST" --squad "$POOL"
 echo "== fp32 vs int8 (vs bf16 where native) on $SAMPLE SQuAD dev questions" >&2
 $PY -m rag.train.precision "$DST" --squad "$POOL" --sample "$SAMPLE"
 echo "== calibration and threshold of mpnet (gold dev)" >&2
-$PY -m rag.train.tuning mpnet "${FLOOR[@]}" --k "$KS" --context "$CONTEXTS" --out rag/models/mpnet_settings.json
+$PY -m rag.train.tuning mpnet "${FLOOR[@]}" --k "$KS" --context "$CONTEXTS" --windows "$WINDOWS" \
+    --out rag/models/mpnet_settings.json
 echo "== the fused reader refit on MPNet's spans" >&2
 $PY -m rag.train.fusion --squad "$POOL" --questions "${FUSED_QUESTIONS:-150}" --reader fused "${FLOOR[@]}" \
     --out rag/models/fused_settings.json

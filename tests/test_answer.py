@@ -276,6 +276,7 @@ def test_shipped_readers_record_the_k_their_threshold_was_chosen_at():
         chosen = min((row for row in s["k_sweep"] if row["dev_f1"] >= top - tie - 1e-12),
                      key=lambda row: (row.get("read_chars", row["k"]), row["k"]))
         assert (s["k"], s.get("context", 0)) == (chosen["k"], chosen.get("context", 0))
+        assert s.get("windows") == chosen.get("windows")  # how the windows are laid out, with a context
         assert chosen["threshold"] == round(s["threshold"], 4)
 
 

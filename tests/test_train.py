@@ -181,6 +181,13 @@ def test_min_noans_option_is_checked_before_any_reader_runs(capsys):
         assert e.value.code == 2
         assert (f"expected whole numbers of characters, 0 or more, comma-separated (e.g. 0,150,300), got '{bad}'"
                 in capsys.readouterr().err)
+    for bad in ("joined", "merged,each", ","):
+        with pytest.raises(SystemExit) as e:
+            tuning.main(["fast", "--out", "x.json", "--windows", bad])
+        assert e.value.code == 2
+        assert (f"expected merged and/or separate, comma-separated (e.g. merged,separate), got '{bad}'"
+                in capsys.readouterr().err)
+    assert tuning._window_modes("separate, merged,separate") == ["separate", "merged"]
 
 
 CTX4 = "lol my cat knocked the router off the shelf again so the wifi died at 2am"

@@ -70,6 +70,45 @@ def test_windows_merge_per_article_in_the_order_of_their_best_passage():
     assert ws[1].text == BODY_A.strip() and ws[2].text == BODY_B  # no text read twice, no chrome read
 
 
+def test_separate_windows_read_each_passage_in_its_own_window_centred_on_it():
+    import pytest
+
+    import rag
+
+    idx = FakeIndex()
+    ps = [_passage(idx, 4, 0.9), _passage(idx, 2, 0.8), _passage(idx, 0, 0.7), _passage(idx, 3, 0.6)]
+    assert reading_windows(ps, idx, 0, "separate") == ps
+    ws = reading_windows(ps, idx, 40, "separate")
+    assert [(w.doc_id, w.chunk_id, w.score) for w in ws] == [(p.doc_id, p.chunk_id, p.score) for p in ps]
+    for w, p in zip(ws, ps):
+        assert idx.source(w.doc_id)[w.start:w.end] == w.text and (w.start, w.end) == widen(p, idx, 40)
+        assert w.start <= p.start and p.end <= w.end and "CV90" not in w.text
+    # chunks 0 and 2 widened by 40 both reach into chunk 1: that text is read twice, unlike merged
+    overlap = set(range(ws[1].start, ws[1].end)) & set(range(ws[2].start, ws[2].end))
+    assert overlap and all(idx.chunks[1].start <= i < idx.chunks[1].end for i in overlap)
+    assert sum(len(w.text) for w in ws) > sum(len(w.text) for w in reading_windows(ps, idx, 40))
+    with pytest.raises(rag.InputError, match="windows must be one of merged, separate"):
+        reading_windows(ps, idx, 40, "joined")
+
+
+def test_a_span_read_in_two_separate_windows_is_one_candidate_with_both_readings(tiny_qa_model):
+    """Text in two overlapping windows is read twice; the neural reader keys spans by their article
+    offsets, so a span found in both is one candidate whose probability adds both readings."""
+    from rag.readers.neural import NeuralReader
+
+    idx = FakeIndex()
+    ps = [_passage(idx, 0, 0.9), _passage(idx, 2, 0.8)]
+    reader = NeuralReader(tiny_qa_model, precision="fp32")
+    q = "How many batteries does it cover?"
+    sep = reader.read(q, reading_windows(ps, idx, 60, "separate"))
+    keys = [(c.doc_id, c.start, c.end) for c in sep.candidates]
+    assert len(keys) == len(set(keys))
+    for c in sep.candidates:
+        assert idx.source(c.doc_id)[c.start:c.end] == c.text
+    shared = idx.chunks[1]  # read by both windows: its spans come out once each
+    assert any(shared.start <= c.start and c.end <= shared.end for c in sep.candidates)
+
+
 def test_spans_cite_the_retrieved_passage_or_the_chunk_that_holds_them():
     idx = FakeIndex()
     retrieved = [_passage(idx, 2, 0.8)]
@@ -112,6 +151,10 @@ def test_the_answerer_reads_windows_and_cites_the_chunk(monkeypatch):
     assert [p.text for p in seen[-1]] == [BODY_A.strip()]  # one merged window
     assert out.text == "four batteries" and SOURCE[out.start:out.end] == out.text
     assert [c.chunk_id for c in out.citations] == ["d:1"] and out.evidence.text == "It covers four batteries."
+    ans.windows = "separate"  # each passage in its own window; the span still cites its chunk
+    out = ans.decide("What does it cover?", retrieved, ans.read("What does it cover?", retrieved), 0.5)
+    assert [(p.start, p.end) for p in seen[-1]] == [widen(p, idx, 100) for p in retrieved]
+    assert out.text == "four batteries" and [c.chunk_id for c in out.citations] == ["d:1"]
     ans.context = 0
     ans.read("What does it cover?", retrieved)
     assert seen[-1] == retrieved
@@ -150,6 +193,11 @@ def test_load_with_context_reads_windows_of_the_real_index_and_cites_its_chunks(
     for bad in (-1, 2.5, "300", True):
         with pytest.raises(rag.InputError, match="context must be a whole number of characters"):
             rag.load(seed_index, embedder=embedder, context=bad)
+    qa.context, qa.windows = 300, "separate"
+    qa.ask(q, k=3, threshold=0.0)
+    assert len(seen[-1]) == 3 and all(w.start <= p.start and p.end <= w.end for w, p in zip(seen[-1], retrieved))
+    with pytest.raises(rag.InputError, match="windows must be one of merged, separate"):
+        rag.load(seed_index, embedder=embedder, windows="overlapping")
 
 
 def test_cli_ask_refuses_a_negative_context(seed_index, capsys):

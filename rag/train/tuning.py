@@ -144,13 +144,14 @@ def choose_k(sweep: Sequence[tuple[int, Any, float, dict[str, Any]]],
     return sweep[min(ok, key=lambda i: (costs[i] if costs is not None else sweep[i][0], sweep[i][0]))]
 
 
-def read_chars(qa, questions: Sequence[str], k: int, context: int) -> float:
+def read_chars(qa, questions: Sequence[str], k: int, context: int, windows: str = "merged") -> float:
     """The mean number of characters the reader reads per question at ``k`` passages widened by
-    ``context`` (``rag.windows.reading_windows``): the cost ``choose_k`` weighs."""
+    ``context`` and laid out as ``windows`` (``rag.windows.reading_windows``; text in two separate
+    windows counts twice): the cost ``choose_k`` weighs."""
     from ..windows import reading_windows
 
     hits = qa.retriever.search_many(list(questions), k, qa.mode, qa.retriever.encode(list(questions)))
-    return float(np.mean([sum(len(w.text) for w in reading_windows(ps, qa.index, context)) for ps in hits]))
+    return float(np.mean([sum(len(w.text) for w in reading_windows(ps, qa.index, context, windows)) for ps in hits]))
 
 
 def _whole_numbers(text: str, least: int, what: str, example: str) -> list[int]:
@@ -172,6 +173,18 @@ def _ks(text: str) -> list[int]:
 
 def _contexts(text: str) -> list[int]:
     return _whole_numbers(text, 0, "whole numbers of characters, 0 or more", "0,150,300")
+
+
+def _window_modes(text: str) -> list[str]:
+    import argparse
+
+    from ..windows import WINDOW_MODES
+
+    modes = [x.strip() for x in text.split(",") if x.strip()]
+    if not modes or any(m not in WINDOW_MODES for m in modes):
+        raise argparse.ArgumentTypeError(f"expected {' and/or '.join(WINDOW_MODES)}, comma-separated "
+                                         f"(e.g. merged,separate), got {text!r}")
+    return list(dict.fromkeys(modes))
 
 
 def _fraction(text: str) -> float:
@@ -200,7 +213,7 @@ def write_settings(path: str | Path, settings: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     k = f"k {settings['k']}, " if settings.get("k") else ""
-    k += f"context {settings['context']}, " if settings.get("context") else ""
+    k += f"context {settings['context']} ({settings.get('windows', 'merged')} windows), " if settings.get("context") else ""
     print(f"wrote {path}: {k}threshold {settings['threshold']:.3f}, gold dev best F1 {settings['dev_best_f1']:.3f}",
           file=sys.stderr)
 
@@ -211,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         python -m rag.train.tuning mpnet --min-noans 0.85 --k 5,8,10,12 --out rag/models/mpnet_settings.json
 
     With several ``--k`` (and ``--context``: characters of neighbouring text read on each side of a
-    passage, ``rag.windows``) the reader is calibrated at each setting, and the one that reads the
+    passage, and ``--windows``: how those widened passages are laid out, ``rag.windows``) the reader is calibrated at each setting, and the one that reads the
     fewest characters among those whose dev F1 is within one question's worth of the best is kept
     with its calibration and threshold (the sweep is recorded in the settings file).
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
@@ -234,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
                          "(rag.windows); several (e.g. 0,150,300) are each calibrated at each k, and the "
                          "setting that reads least within one question's worth of the best dev F1 is kept "
                          "(default: the reader's context)")
+    ap.add_argument("--windows", type=_window_modes, default=None, metavar="MODE[,MODE]",
+                    help="with a context: merged (the widened passages of one article that overlap read as one "
+                         "window) and/or separate (each passage in its own window); each is calibrated at each "
+                         "k and context above 0, like them (default: the reader's)")
     ap.add_argument("--out", required=True)
     add_min_noans_option(ap)
     a = ap.parse_args(argv)
@@ -250,17 +267,21 @@ def main(argv: list[str] | None = None) -> int:
         qa = rag.load(tmp, embedder=emb, reader=a.reader)
         sweep, settings_of, costs = [], [], []
         questions = [g["question"] for g in dev]
+        layouts = a.windows or [qa.answerer.windows]
         for context in a.context if a.context is not None else [qa.answerer.context]:
             qa.answerer.context = context
-            for k in a.k or [qa.read_k]:
-                qa.k = k
-                print(f"k = {k}, context = {context}:", file=sys.stderr)
-                sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
-                settings_of.append(context)
-                costs.append(read_chars(qa, questions, k, context))
+            for windows in layouts if context else layouts[:1]:  # without context there is nothing to lay out
+                qa.answerer.windows = windows
+                for k in a.k or [qa.read_k]:
+                    qa.k = k
+                    print(f"k = {k}, context = {context}" + (f", {windows} windows" if context else "") + ":",
+                          file=sys.stderr)
+                    sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
+                    settings_of.append((context, windows))
+                    costs.append(read_chars(qa, questions, k, context, windows))
         chosen = choose_k(sweep, len(dev), costs)
         k, calibrator, threshold, best = chosen
-        context = settings_of[sweep.index(chosen)]
+        context, windows = settings_of[sweep.index(chosen)]
     name = qa.answerer.reader.name
     command = command_line("rag.train.tuning", argv)
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
@@ -271,15 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     settings.pop("k_sweep", None)
     settings.pop("k_rule", None)
     settings.pop("context", None)
+    settings.pop("windows", None)
     if len(sweep) > 1:
-        settings["k_sweep"] = [{"k": kk, "context": c, "read_chars": round(cost), "dev_f1": dev_f1(b),
-                                "threshold": round(th, 4)}
-                               for (kk, _, th, b), c, cost in zip(sweep, settings_of, costs)]
-        settings["k_rule"] = ("of the k and context settings whose dev F1 at their threshold is within one "
+        settings["k_sweep"] = [{"k": kk, "context": c, **({"windows": w} if c else {}), "read_chars": round(cost),
+                                "dev_f1": dev_f1(b), "threshold": round(th, 4)}
+                               for (kk, _, th, b), (c, w), cost in zip(sweep, settings_of, costs)]
+        settings["k_rule"] = ("of the k, context and windows settings whose dev F1 at their threshold is within one "
                               "question's worth (1 / dev questions) of the best, the one that reads the fewest "
                               "characters per dev question")
     if context:
         settings["context"] = context
+        settings["windows"] = windows
     settings.update({"k": k, "calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
                      "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
                                        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
