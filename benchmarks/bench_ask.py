@@ -35,6 +35,10 @@ def main(argv=None) -> int:
     ap.add_argument("--reader", default=None)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="only the first N gold questions (slow readers)")
+    ap.add_argument("-k", type=int, default=None, help="passages read (default: the reader's tuned k)")
+    ap.add_argument("--context", type=int, default=None, help="characters read around each passage (default: the reader's)")
+    ap.add_argument("--windows", choices=("merged", "separate"), default=None,
+                    help="layout of the widened passages (default: the reader's)")
     a = ap.parse_args(argv)
 
     import faiss
@@ -48,7 +52,7 @@ def main(argv=None) -> int:
         tmp = tempfile.TemporaryDirectory()
         index = tmp.name
         rag.build_index(ROOT / "seeds", index)
-    qa = rag.load(index, reader=a.reader)
+    qa = rag.load(index, reader=a.reader, k=a.k, context=a.context, windows=a.windows)
     questions = [json.loads(line)["question"] for line in open(ROOT / "evals" / "gold.jsonl", encoding="utf-8")]
     questions = questions[: a.limit] if a.limit else questions
     flat = faiss.IndexFlatIP(qa.index.dimension)

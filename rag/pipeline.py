@@ -12,8 +12,8 @@ from .embedding import Embedder
 from .errors import InputError
 from .index.opened import OpenIndex, open_index
 from .retrieval import MODES, Retriever, check_context, check_k, check_mode
-from .windows import check_windows
 from .schema import Answer, Passage
+from .windows import check_windows
 
 DEFAULT_MODE = "hybrid"  # best recall@5 and MRR on the gold dev split (evals/README.md)
 DEFAULT_K = 5  # passages retrieved; also read, for a reader whose settings file has no tuned k
