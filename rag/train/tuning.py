@@ -224,9 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         python -m rag.train.tuning mpnet --min-noans 0.85 --k 5,8,10,12 --out rag/models/mpnet_settings.json
 
     With several ``--k`` (and ``--context``: characters of neighbouring text read on each side of a
-    passage, and ``--windows``: how those widened passages are laid out, ``rag.windows``) the reader is calibrated at each setting, and the one that reads the
-    fewest characters among those whose dev F1 is within one question's worth of the best is kept
-    with its calibration and threshold (the sweep is recorded in the settings file).
+    passage, and ``--windows``: how those widened passages are laid out, ``rag.windows``) the
+    reader is calibrated at each setting, and the one that reads the fewest characters among those
+    whose dev F1 is within one question's worth of the best is kept with its calibration and
+    threshold (the sweep is recorded in the settings file). The rule knows nothing of latency: sweep
+    only the settings the latency target allows.
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
     and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
