@@ -89,11 +89,16 @@ class QA:
                 from .answer import Answerer
 
                 self._answerer = Answerer.create(self.retriever, reader=self._reader_spec, threshold=self._threshold)
-                if self.context is not None:
-                    self._answerer.context = self.context
-                if self.windows is not None:
-                    self._answerer.windows = self.windows
+                self._apply_reading(self._answerer)
             return self._answerer
+
+    def _apply_reading(self, answerer) -> None:
+        """The QA's own reading context and window layout, where given, over the reader's tuned ones
+        (checked again: they may have been set on the QA after it was made)."""
+        if self.context is not None:
+            answerer.context = check_context(self.context)
+        if self.windows is not None:
+            answerer.windows = check_windows(self.windows)
 
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
             threshold: float | None = None) -> Answer:
@@ -105,10 +110,7 @@ class QA:
         """Answers for many questions; their vectors are encoded in batches."""
         qs = [validate_question(q) for q in questions]
         k = check_k(k if k is not None else self.read_k)
-        if self.context is not None:  # set on the QA after its answerer was made
-            self.answerer.context = check_context(self.context)
-        if self.windows is not None:
-            self.answerer.windows = check_windows(self.windows)
+        self._apply_reading(self.answerer)  # context / windows may be set on the QA after its answerer was made
         answers = self.answerer.answer_many(qs, k=k, mode=check_mode(mode or self.mode), threshold=threshold)
         return [self._paged_answer(a) for a in answers]
 
