@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from .readers.base import Reader, ReaderOutput, SpanCandidate
 from .readers.registry import make_reader
-from .readers.settings import Calibrator, load_reader_settings
+from .readers.settings import Calibrator, SettingKey, Tuning, load_reader_settings, setting_key, sweep_tunings
 from .schema import Answer, Passage
 from .sentences import split_sentences
 from .windows import check_windows, cite, reading_windows
@@ -203,7 +203,8 @@ class Answerer:
 
     def __init__(self, retriever, reader: Reader, *, threshold: float = DEFAULT_THRESHOLD,
                  calibrator: Calibrator | None = None, alt_ratio: float = 0.6, name_gate: bool = True,
-                 k: int | None = None, context: int = 0, windows: str = "merged") -> None:
+                 k: int | None = None, context: int = 0, windows: str = "merged",
+                 tunings: dict[SettingKey, Tuning] | None = None) -> None:
         self.retriever = retriever
         self.k = k  # passages this reader reads per question when the caller gives none (tuned on dev)
         # characters of neighbouring text the reader reads on each side of a passage (rag.windows; tuned on dev)
@@ -214,24 +215,44 @@ class Answerer:
         self.threshold = threshold
         self.calibrator = calibrator or Calibrator()
         self.alt_ratio = alt_ratio
+        # The setting ``calibrator`` and ``threshold`` were tuned at (None: no tuned k), and the other
+        # settings of the reader's dev sweep with their own (``tuning``).
+        self.chosen: SettingKey | None = setting_key(k, context, self.windows) if k else None
+        self.tunings: dict[SettingKey, Tuning] = dict(tunings or {})
 
     @classmethod
     def create(cls, retriever, *, reader: object = None, threshold: float | None = None) -> "Answerer":
         """The answerer over ``retriever`` (its index and embedder build the reader) with ``reader``'s
-        tuned calibration, threshold, k and reading context and windows (``threshold`` overrides the
-        tuned one)."""
+        tuned calibration, threshold, k and reading context and windows, and the calibrations of the
+        other settings its dev sweep tried (``threshold`` overrides every tuned threshold)."""
         rd = make_reader(reader, retriever.index, retriever.embedder)
         settings = load_reader_settings(rd.name)
         cal = settings.get("calibration")
         calibrator = Calibrator(cal["a"], cal["b"], cal.get("identity", False)) if cal else None
         th = threshold if threshold is not None else settings.get("threshold", DEFAULT_THRESHOLD)
+        tunings = sweep_tunings(settings)
+        if threshold is not None:
+            tunings = {key: replace(t, threshold=threshold) for key, t in tunings.items()}
         k = settings.get("k")
         return cls(retriever, rd, threshold=th, calibrator=calibrator, k=int(k) if k else None,
-                   context=int(settings.get("context", 0)), windows=settings.get("windows", "merged"))
+                   context=int(settings.get("context", 0)), windows=settings.get("windows", "merged"),
+                   tunings=tunings)
+
+    def tuning(self, k: int) -> Tuning:
+        """The calibration and abstention threshold for reading ``k`` passages at the answerer's
+        context and windows: the tuned ones (``calibrator``, ``threshold``) at the setting they were
+        tuned for, that setting's own from the reader's dev sweep at another one it tried, and the
+        tuned ones, marked "untuned", at a setting dev never saw."""
+        key = setting_key(k, self.context, self.windows)
+        if self.chosen is None or key == self.chosen:
+            return Tuning(self.calibrator, self.threshold, "chosen")
+        row = self.tunings.get(key)
+        return row if row is not None else Tuning(self.calibrator, self.threshold, "untuned")
 
     def answer_many(self, questions: list[str], *, k: int, mode: str,
                     threshold: float | None = None) -> list[Answer]:
-        th = self.threshold if threshold is None else threshold
+        tuned = self.tuning(k)
+        th = tuned.threshold if threshold is None else threshold
         qvecs = self.retriever.encode(questions) if mode != "bm25" or self.reader.uses_vectors else None
         hits = self.retriever.search_many(questions, k, mode, qvecs)
         lexical = getattr(getattr(self.retriever, "index", None), "lexical", None) if self.name_gate else None
@@ -250,7 +271,7 @@ class Answerer:
             # only when the answer is a figure: "$2.5 billion" in 001 beside 000's "$2 billion").
             plain = ((lambda q=q, passages=passages, qvec=qvec: self.reader.read(q, passages, qvec))
                      if self.context else None)
-            out.append(self.decide(q, passages, result, th, plain_read=plain))
+            out.append(self.decide(q, passages, result, th, plain_read=plain, calibrator=tuned.calibrator))
         return out
 
     def read(self, question: str, passages: list[Passage], qvec=None) -> ReaderOutput:
@@ -263,10 +284,12 @@ class Answerer:
         return replace(result, candidates=cite(result.candidates, passages, index))
 
     def decide(self, question: str, passages: list[Passage], result: ReaderOutput, threshold: float,
-               plain_read=None) -> Answer:
+               plain_read=None, calibrator: Calibrator | None = None) -> Answer:
         """The answer (or abstention) from the reader's ``result``. ``plain_read``: for a result read
         through reading windows, a call that reads the passages as they are, whose spans are the
-        rivals of a figure answer (the alternatives)."""
+        rivals of a figure answer (the alternatives). ``calibrator``: the reading setting's
+        (``tuning``); by default the answerer's."""
+        cal = calibrator or self.calibrator
         groups = group_candidates(result.candidates)
         name = self.reader.name
         if not groups:
@@ -274,12 +297,12 @@ class Answerer:
         if expects_count(question):
             counts = [g for g in groups if has_count(g.best.text)]
             if not counts:
-                return Answer(text=None, score=1.0 - self.calibrator(groups[0].score), citations=passages,
+                return Answer(text=None, score=1.0 - cal(groups[0].score), citations=passages,
                               question=question, reader=name,
                               reason="no number in the passages answers this 'how many' question")
             groups = counts
         best = groups[0]
-        score = self.calibrator(best.score)
+        score = cal(best.score)
         if score < threshold:
             return Answer(text=None, score=1.0 - score, citations=passages, question=question, reader=name)
         alternatives = []
@@ -296,7 +319,7 @@ class Answerer:
         # a high threshold, set to refuse near misses, must not hide another article's figure.
         typed_floor = min(0.25 * threshold, TYPED_ALTERNATIVE_MAX_FLOOR)
         for g in rivals:
-            s = self.calibrator(g.score)
+            s = cal(g.score)
             docs = {m.doc_id for m in g.members}
             if kind is not None and g.best.features.get("kind") != kind:
                 continue

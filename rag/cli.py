@@ -243,6 +243,8 @@ def cmd_ask(a) -> int:
                   **({"context": a.context} if a.context is not None else {}),
                   **({"windows": a.windows} if a.windows is not None else {}))
     _warn_stale(qa, a.index)
+    if a.threshold is None:
+        _note_untuned(qa, a.k)
     answers = qa.ask_many(questions, k=a.k, threshold=a.threshold)
     for ans in answers:
         if a.json:
@@ -254,6 +256,22 @@ def cmd_ask(a) -> int:
             if a.file:
                 print()
     return 0
+
+
+def _note_untuned(qa, k: int | None) -> None:
+    """Say so when the reading setting asked for has no calibration of its own from the reader's
+    dev sweep, so its abstention threshold is the one tuned for another setting."""
+    from rag.readers.settings import describe_setting, setting_key
+
+    k = k if k is not None else qa.read_k
+    if qa.tuning(k).source != "untuned":
+        return
+    ans = qa.answerer
+    tuned = [describe_setting(ans.chosen), *(describe_setting(key) for key in sorted(ans.tunings) if key != ans.chosen)]
+    print(f"note: the {ans.reader.name} reader was not calibrated on dev at "
+          f"{describe_setting(setting_key(k, ans.context, ans.windows))}, so it abstains with the threshold tuned at "
+          f"{tuned[0]}; calibrated settings: {'; '.join(tuned)}. Pass --threshold to choose your own.",
+          file=sys.stderr)
 
 
 def cmd_eval(a) -> int:

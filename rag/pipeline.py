@@ -100,6 +100,15 @@ class QA:
         if self.windows is not None:
             answerer.windows = check_windows(self.windows)
 
+    def tuning(self, k: int | None = None):
+        """The calibration and abstention threshold that answering with ``k`` passages (default:
+        ``read_k``) at the QA's context and windows uses (``rag.readers.settings.Tuning``; its
+        ``source`` is "untuned" where the reader's dev sweep never calibrated that setting). Loads
+        the reader."""
+        answerer = self.answerer
+        self._apply_reading(answerer)
+        return answerer.tuning(check_k(k if k is not None else self.read_k))
+
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None,
             threshold: float | None = None) -> Answer:
         """An extractive answer with citations, or ``text=None`` when the articles do not say."""

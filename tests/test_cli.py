@@ -144,6 +144,20 @@ def test_ask_json(cli_index, capsys):
     assert d["question"] == QUESTIONS[1] and d["citations"]
 
 
+def test_ask_at_a_setting_dev_never_calibrated_says_so(cli_index, capsys):
+    """A k the reader's dev sweep never calibrated answers with the chosen setting's threshold, and
+    the CLI says so (on stderr, the answer itself unchanged); not at the tuned k, nor with --threshold."""
+    idx = cli_index[0]
+    rc, out, err = run(capsys, "ask", QUESTIONS[1], "--index", idx, "--reader", "features", "-k", 7)
+    assert rc == 0 and out.strip()
+    assert ("note: the features reader was not calibrated on dev at k 7, context 0, so it abstains with the "
+            "threshold tuned at k 5, context 0; calibrated settings: k 5, context 0" in err)
+    assert "Pass --threshold to choose your own." in err
+    for extra in (("-k", 7, "--threshold", 0.4), ("-k", 5), ()):
+        rc, out, err = run(capsys, "ask", QUESTIONS[1], "--index", idx, "--reader", "features", *extra)
+        assert rc == 0 and "note:" not in err, extra
+
+
 def test_ask_file_json_one_answer_per_line(cli_index, capsys, tmp_path):
     idx = cli_index[0]
     qfile = tmp_path / "questions.txt"

@@ -185,6 +185,25 @@ def test_ask_endpoint_bad_input_gives_a_message(client, question, settings, says
     assert says in str(err.value)
 
 
+def test_the_threshold_slider_follows_each_k_the_reader_calibrated(served):
+    """Each k the reader's dev sweep calibrated has its own threshold, which the slider moves to when
+    k changes; a k dev never saw keeps the chosen setting's."""
+    from rag.readers.settings import Calibrator, Tuning, setting_key
+
+    engine = served["engine"]
+    answerer = engine.current().answerer
+    k = answerer.chosen[0]
+    assert engine.threshold_for(k) == engine.threshold == round(answerer.threshold, 2)
+    assert engine.threshold_for(k + 2) == engine.threshold  # not calibrated: the chosen setting's
+    assert engine.threshold_for(None) == engine.threshold
+    key = setting_key(k + 2, answerer.context, answerer.windows)
+    answerer.tunings[key] = Tuning(Calibrator(), 0.8765, "sweep")
+    try:
+        assert engine.threshold_for(k + 2) == 0.88 and engine.threshold_for(k) == engine.threshold
+    finally:
+        del answerer.tunings[key]
+
+
 # --- the chat reply -----------------------------------------------------------------------------------
 
 def test_chat_reply_shows_answer_mark_and_citations(client, served):

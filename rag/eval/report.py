@@ -42,7 +42,7 @@ def assemble_report(plan: EvalPlan, qa: QA, qas: dict[str, QA], retrieval: dict[
     m = qa.index.manifest
     settings = {
         **plan.info, "source": plan.name, "modes": list(plan.modes), "readers": list(qas),
-        "settings": list(plan.settings), "thresholds": {name: float(q.answerer.threshold) for name, q in qas.items()},
+        "settings": list(plan.settings), "thresholds": {name: float(q.tuning().threshold) for name, q in qas.items()},
         "questions": len(plan.items), "answerable": sum(it.answerable for it in plan.items),
         "unanswerable": sum(not it.answerable for it in plan.items), "retrieval_k": RETRIEVAL_K,
         "reader_k": {name: q.read_k for name, q in qas.items()},

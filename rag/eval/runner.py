@@ -228,7 +228,7 @@ def evaluate_config(plan: EvalPlan, setting: Setting, qa: QA, config: dict[str, 
     mode = config["mode"]
     bar.stage(f"answers {config['setting']}/{mode}/{config['reader']}")
     answers, latencies = run_answers(setting, qa, plan.items, mode, bar)
-    threshold = float(qa.answerer.threshold)
+    threshold = float(qa.tuning().threshold)
     rows = []
     for it, ans in zip(plan.items, answers):
         ranks = {"doc_rank": first_rank(run.docs[it.id], docs_rel.get(it.id, set())),

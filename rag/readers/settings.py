@@ -2,12 +2,16 @@
 
 One JSON object per reader name (see ``rag.readers.registry``): ``calibration`` (Platt ``a``,
 ``b``), ``threshold`` (the abstention threshold, chosen on the gold dev split), and for the
-fitted readers their ``weights``, with the command, date and data that produced them.
+fitted readers their ``weights``, with the command, date and data that produced them. A reader
+tuned over several reading settings (``rag.train.tuning``: passages read ``k``, ``context``,
+``windows``) keeps the chosen one's at the top and the sweep in ``k_sweep``, each row with its own
+calibration and threshold (``Tuning``), so a caller who reads differently gets that setting's.
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -48,3 +52,46 @@ class Calibrator:
 def _logit(p: float) -> float:
     p = min(1 - 1e-6, max(1e-6, p))
     return math.log(p / (1 - p))
+
+
+#: A reading setting: (passages read, characters of context, window layout). The layout only
+#: matters with a context, so without one it is always "merged".
+SettingKey = tuple[int, int, str]
+
+
+def setting_key(k: int, context: int, windows: str) -> SettingKey:
+    """The key a reading setting is tuned under (``windows`` counts only with a ``context``)."""
+    return int(k), int(context), windows if context else "merged"
+
+
+def describe_setting(key: SettingKey) -> str:
+    """``k 5, context 300, merged windows``: a setting as messages name it."""
+    k, context, windows = key
+    return f"k {k}, context {context}" + (f", {windows} windows" if context else "")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The calibration and abstention threshold that answering at one reading setting uses.
+
+    ``source``: "chosen" (the setting the reader was tuned for, its settings file's top level),
+    "sweep" (another setting calibrated on the gold dev split in the same sweep, a ``k_sweep`` row)
+    or "untuned" (a setting with no dev calibration: the chosen setting's is used).
+    """
+
+    calibrator: Calibrator
+    threshold: float
+    source: str = "chosen"
+
+
+def sweep_tunings(settings: dict[str, Any]) -> dict[SettingKey, Tuning]:
+    """The ``k_sweep`` rows of a settings file that carry their own calibration, by setting (rows
+    written before sweeps recorded calibrations carry none, and are left out)."""
+    out: dict[SettingKey, Tuning] = {}
+    for row in settings.get("k_sweep", ()):
+        cal = row.get("calibration")
+        if not cal or "threshold" not in row:
+            continue
+        key = setting_key(row["k"], row.get("context", 0), row.get("windows", "merged"))
+        out[key] = Tuning(Calibrator(cal["a"], cal["b"], cal.get("identity", False)), float(row["threshold"]), "sweep")
+    return out

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..eval.datasets import load_gold
 from ..eval.metrics import best_threshold_with_noans, best_thresholds, f1_score, max_over_golds, threshold_curve
-from ..readers.settings import Calibrator, load_reader_settings
+from ..readers.settings import Calibrator, describe_setting, load_reader_settings, setting_key
 
 LABEL = "token F1 >= 0.6"
 #: The highest abstention threshold a settings file gets (``math.inf``, "never answer", is capped to it).
@@ -68,6 +68,7 @@ def calibrate_on_dev(qa, dev: list[dict], min_noans: float | None = None):
     # Fit on the reader's raw score: ``qa`` was loaded with the calibration in the settings file
     # (the previous fit's), and the new calibrator replaces it, it does not stack on it.
     qa.answerer.calibrator = Calibrator()
+    qa.answerer.tunings = {}  # nor do the sweep's per-setting calibrations apply: every setting reads raw
     answers = qa.ask_many([g["question"] for g in dev], threshold=0.0)
     raw = np.array([x.score if x.text is not None else 0.0 for x in answers])
     correct = np.array([max_over_golds(f1_score, x.text, g["answers"]) >= 0.5 if g["answerable"] else False
@@ -133,15 +134,30 @@ def dev_f1(best: dict[str, Any]) -> float:
 
 
 def choose_k(sweep: Sequence[tuple[int, Any, float, dict[str, Any]]],
-             questions: int, costs: Sequence[float] | None = None) -> tuple[int, Any, float, dict[str, Any]]:
+             questions: int, costs: Sequence[float] | None = None,
+             max_cost: float | None = None) -> tuple[int, Any, float, dict[str, Any]]:
     """Of ``(k, calibrator, threshold, best)`` rows, one per reading setting calibrated on
     ``questions`` dev questions, the cheapest whose dev F1 (``dev_f1``) is within one question's
     worth (``1 / questions``) of the best: a tie, as ``readers.registry.dev_choice`` counts one, and
     reading more must earn its latency. ``costs``: what each row reads (the mean characters per dev
-    question, ``read_chars``); by default its k. The index of the row chosen is ``sweep.index``."""
-    top = max(dev_f1(row[3]) for row in sweep)
-    ok = [i for i, row in enumerate(sweep) if dev_f1(row[3]) >= top - 1.0 / max(questions, 1) - 1e-12]
-    return sweep[min(ok, key=lambda i: (costs[i] if costs is not None else sweep[i][0], sweep[i][0]))]
+    question, ``read_chars``); by default its k. ``max_cost``: a latency budget; only rows that
+    cost at most this compete (``within_budget`` says which). The index of the row chosen is
+    ``sweep.index``."""
+    cost = [costs[i] if costs is not None else row[0] for i, row in enumerate(sweep)]
+    allowed = within_budget(cost, max_cost)
+    top = max(dev_f1(sweep[i][3]) for i in allowed)
+    ok = [i for i in allowed if dev_f1(sweep[i][3]) >= top - 1.0 / max(questions, 1) - 1e-12]
+    return sweep[min(ok, key=lambda i: (cost[i], sweep[i][0]))]
+
+
+def within_budget(costs: Sequence[float], max_cost: float | None) -> list[int]:
+    """The indices of the settings whose cost is at most ``max_cost`` (all without one); a
+    ``ValueError`` that names the cheapest when none is."""
+    allowed = [i for i, c in enumerate(costs) if max_cost is None or c <= max_cost]
+    if not allowed:
+        raise ValueError(f"no setting reads at most {max_cost:,.0f} characters per question (the cheapest reads "
+                         f"{min(costs):,.0f}): raise --max-read-chars or sweep smaller k or context")
+    return allowed
 
 
 def read_chars(qa, questions: Sequence[str], k: int, context: int, windows: str = "merged") -> float:
@@ -187,6 +203,18 @@ def _window_modes(text: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
+def _budget(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of characters per question (e.g. 4600), got {text!r}")
+    return value
+
+
 def _fraction(text: str) -> float:
     import argparse
 
@@ -227,8 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     passage, and ``--windows``: how those widened passages are laid out, ``rag.windows``) the
     reader is calibrated at each setting, and the one that reads the fewest characters among those
     whose dev F1 is within one question's worth of the best is kept with its calibration and
-    threshold (the sweep is recorded in the settings file). The rule knows nothing of latency: sweep
-    only the settings the latency target allows.
+    threshold (the sweep is recorded in the settings file, each setting with its own calibration and
+    threshold, which answering at that setting uses: ``rag.answer.Answerer.tuning``). Latency enters
+    through ``--max-read-chars``: only the settings that read at most that many characters per dev
+    question may be chosen (all are calibrated and recorded). ``--keep-chosen`` recalibrates and
+    records the sweep but keeps the settings file's chosen setting with its calibration and
+    threshold (the incumbent), provided the rule still chooses that setting.
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
     and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
@@ -253,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="with a context: merged (the widened passages of one article that overlap read as one "
                          "window) and/or separate (each passage in its own window); each is calibrated at each "
                          "k and context above 0, like them (default: the reader's)")
+    ap.add_argument("--max-read-chars", type=_budget, default=None, metavar="CHARS",
+                    help="a latency budget: only settings that read at most this many characters per dev question "
+                         "(the sweep's read_chars) may be chosen; all are still calibrated and recorded")
+    ap.add_argument("--keep-chosen", action="store_true",
+                    help="keep the reader's chosen setting with its calibration and threshold, and only recalibrate "
+                         "and record the sweep's rows (refused when the rule would choose another setting)")
     ap.add_argument("--out", required=True)
     add_min_noans_option(ap)
     a = ap.parse_args(argv)
@@ -267,41 +305,57 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
         qa = rag.load(tmp, embedder=emb, reader=a.reader)
-        sweep, settings_of, costs = [], [], []
+        name = qa.answerer.reader.name
+        incumbent = dict(load_reader_settings(name))
+        if a.keep_chosen and not incumbent.get("k"):
+            ap.error(f"--keep-chosen: the {name} reader has no chosen setting to keep (its settings file has no k)")
         questions = [g["question"] for g in dev]
         layouts = a.windows or [qa.answerer.windows]
-        for context in a.context if a.context is not None else [qa.answerer.context]:
-            qa.answerer.context = context
-            for windows in layouts if context else layouts[:1]:  # without context there is nothing to lay out
-                qa.answerer.windows = windows
-                for k in a.k or [qa.read_k]:
-                    qa.k = k
-                    print(f"k = {k}, context = {context}" + (f", {windows} windows" if context else "") + ":",
-                          file=sys.stderr)
-                    sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
-                    settings_of.append((context, windows))
-                    costs.append(read_chars(qa, questions, k, context, windows))
-        chosen = choose_k(sweep, len(dev), costs)
+        settings_of = [(k, context, windows)
+                       for context in (a.context if a.context is not None else [qa.answerer.context])
+                       for windows in (layouts if context else layouts[:1])  # without context nothing to lay out
+                       for k in a.k or [qa.read_k]]
+        costs = []
+        for k, context, windows in settings_of:  # retrieval only: the budget is checked before any reading
+            qa.answerer.context, qa.answerer.windows = context, windows
+            costs.append(read_chars(qa, questions, k, context, windows))
+        try:
+            within_budget(costs, a.max_read_chars)
+        except ValueError as e:
+            ap.error(f"--max-read-chars: {e}")
+        sweep = []
+        for k, context, windows in settings_of:
+            qa.answerer.context, qa.answerer.windows, qa.k = context, windows, k
+            print(f"{describe_setting(setting_key(k, context, windows))}:", file=sys.stderr)
+            sweep.append((k, *calibrate_on_dev(qa, dev, a.min_noans)))
+        chosen = choose_k(sweep, len(dev), costs, a.max_read_chars)
         k, calibrator, threshold, best = chosen
-        context, windows = settings_of[sweep.index(chosen)]
-    name = qa.answerer.reader.name
+        _, context, windows = settings_of[sweep.index(chosen)]
     command = command_line("rag.train.tuning", argv)
+    rows = [{"k": kk, "context": c, **({"windows": w} if c else {}), "read_chars": round(cost), "dev_f1": dev_f1(b),
+             "threshold": th, "calibration": cal.to_dict()}
+            for (kk, cal, th, b), (_, c, w), cost in zip(sweep, settings_of, costs)]
+    if a.keep_chosen:
+        kept = setting_key(incumbent["k"], incumbent.get("context", 0), incumbent.get("windows", "merged"))
+        if setting_key(k, context, windows) != kept:
+            print(f"error: --keep-chosen: the sweep's rule chooses {describe_setting(setting_key(k, context, windows))}"
+                  f", not the kept {describe_setting(kept)}; nothing written. Run without --keep-chosen to "
+                  "choose it, or narrow the sweep (--k, --context, --windows, --max-read-chars)", file=sys.stderr)
+            return 2
+        write_settings(a.out, keep_chosen(incumbent, rows, sweep.index(chosen), command, a.max_read_chars,
+                                          len(dev), time.time() - t0))
+        return 0
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
     # calibration and the threshold are replaced.
-    settings = dict(load_reader_settings(name)) or {"reader": name, "command": command}
-    for stale in ("dev_f1_at_threshold", "dev_noans_at_threshold"):
+    settings = incumbent or {"reader": name, "command": command}
+    for stale in ("dev_f1_at_threshold", "dev_noans_at_threshold", "k_sweep", "k_rule", "context", "windows",
+                  "max_read_chars"):
         settings.pop(stale, None)
-    settings.pop("k_sweep", None)
-    settings.pop("k_rule", None)
-    settings.pop("context", None)
-    settings.pop("windows", None)
     if len(sweep) > 1:
-        settings["k_sweep"] = [{"k": kk, "context": c, **({"windows": w} if c else {}), "read_chars": round(cost),
-                                "dev_f1": dev_f1(b), "threshold": round(th, 4)}
-                               for (kk, _, th, b), (c, w), cost in zip(sweep, settings_of, costs)]
-        settings["k_rule"] = ("of the k, context and windows settings whose dev F1 at their threshold is within one "
-                              "question's worth (1 / dev questions) of the best, the one that reads the fewest "
-                              "characters per dev question")
+        settings["k_sweep"] = rows
+        settings["k_rule"] = K_RULE
+    if a.max_read_chars is not None:
+        settings["max_read_chars"] = a.max_read_chars
     if context:
         settings["context"] = context
         settings["windows"] = windows
@@ -310,6 +364,32 @@ def main(argv: list[str] | None = None) -> int:
                                        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
     write_settings(a.out, settings)
     return 0
+
+
+K_RULE = ("of the k, context and windows settings within the latency budget (max_read_chars, when given) whose "
+          "dev F1 at their threshold is within one question's worth (1 / dev questions) of the best, the one that "
+          "reads the fewest characters per dev question; each row keeps its own calibration and threshold, which "
+          "answering at that setting uses")
+
+
+def keep_chosen(incumbent: dict[str, Any], rows: list[dict[str, Any]], chosen: int, command: str,
+                max_read_chars: int | None, questions: int, seconds: float) -> dict[str, Any]:
+    """The incumbent settings with a new sweep's rows, the chosen setting's row carrying the
+    incumbent's own calibration, threshold and dev F1 (what answering there uses), and a record of
+    the recalibration (``--keep-chosen``)."""
+    settings = dict(incumbent)
+    rows = [dict(r) for r in rows]
+    rows[chosen].update({"calibration": settings["calibration"], "threshold": settings["threshold"],
+                         "dev_f1": settings.get("dev_f1_at_threshold", settings["dev_best_f1"]),
+                         "kept": "the chosen setting's calibration and threshold, from calibrated_on"})
+    settings["k_sweep"] = rows
+    settings["k_rule"] = K_RULE
+    settings.pop("max_read_chars", None)
+    if max_read_chars is not None:
+        settings["max_read_chars"] = max_read_chars
+    settings["sweep_calibrated_on"] = {"gold": "dev split", "questions": questions, "command": command,
+                                       "date": time.strftime("%Y-%m-%d"), "seconds": round(seconds, 1)}
+    return settings
 
 
 if __name__ == "__main__":

@@ -129,8 +129,8 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
         keep = ""
         try:
             k, mode, threshold = _check_settings(k, mode, threshold)
-            if threshold is not None and abs(threshold - engine.threshold) < 1e-9:
-                threshold = None  # the slider left at the tuned value: use it unrounded
+            if threshold is not None and abs(threshold - engine.threshold_for(k)) < 1e-9:
+                threshold = None  # the slider left at the tuned value for this k: use it unrounded
             qa = engine.current(_gr_progress(progress))
             ans = qa.ask(question, k=k, mode=mode, threshold=threshold)
             reply, cites = render_reply(ans, lookup_for(qa)), citation_lines(ans)
@@ -165,6 +165,10 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
 
     def clear():
         return [], "", ""
+
+    def on_k(k):
+        # each k the reader's dev sweep calibrated has its own threshold: the slider follows it
+        return gr.Slider(value=engine.threshold_for(k)) if engine.ready else gr.skip()
 
     with gr.Blocks(title="Ask the articles", fill_width=True) as app:
         with gr.Row(equal_height=False):
@@ -215,6 +219,7 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
                         concurrency_limit=concurrency, concurrency_id="ask",
                         ).then(None, js=SCROLL_JS, api_visibility="private", queue=False)
         clear_btn.click(clear, None, [chat, question, cites], api_visibility="private", queue=False)
+        k.change(on_k, [k], [threshold], api_visibility="private", queue=False, show_progress="hidden")
         if allow_upload:
             add.click(upload, [files], [upload_msg, status, files], api_name="upload", concurrency_limit=1)
         app.load(on_load, None, [status, timer, threshold, k], api_visibility="private", show_progress="hidden")

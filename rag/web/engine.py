@@ -74,6 +74,17 @@ class Engine:
         """The reader's tuned abstention threshold, rounded for the slider."""
         return round(self._threshold, 2)
 
+    def threshold_for(self, k: int | None) -> float:
+        """The tuned abstention threshold for reading ``k`` passages (the reader's dev sweep gives each
+        setting it calibrated its own), rounded for the slider; the tuned one before the reader loads."""
+        qa = self._qa
+        if qa is None or k is None:
+            return self.threshold
+        try:
+            return round(float(qa.tuning(int(k)).threshold), 2)
+        except (rag.RagError, TypeError, ValueError):
+            return self.threshold
+
     @property
     def k(self) -> int:
         """Passages the reader reads per question: its tuned k (the slider's starting value)."""
@@ -180,7 +191,7 @@ class Engine:
         tell("loading the models", 0, 0)
         qa.ask("What do these articles say?")  # loads encoder and reader before requests share them
         try:
-            self._threshold = float(qa.answerer.threshold)
+            self._threshold = float(qa.tuning().threshold)
             self._k = int(qa.read_k)
         except (AttributeError, TypeError, ValueError):
             pass
