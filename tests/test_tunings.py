@@ -137,13 +137,14 @@ def test_keep_chosen_records_the_sweep_and_keeps_the_incumbent(monkeypatch):
              "calibration": {"a": 0.6, "b": 1.4, "identity": False}},
             {"k": 10, "context": 300, "windows": "separate", "read_chars": 10560, "dev_f1": 0.748,
              "threshold": 0.451, "calibration": {"a": 0.7, "b": 1.2, "identity": False}}]
-    out = keep_chosen(incumbent, rows, 0, "python -m rag.train.tuning stub", 6000, 103, 12.0)
+    out = keep_chosen(incumbent, rows, 0, "python -m rag.train.tuning stub", 6000, 103, 12.0, "fp32")
     for key in ("k", "context", "threshold", "calibration", "calibrated_on", "dev_f1_at_threshold"):
         assert out[key] == incumbent[key]
     assert out["k_sweep"][0]["calibration"] == incumbent["calibration"] and out["k_sweep"][0]["threshold"] == 0.326
     assert out["k_sweep"][0]["dev_f1"] == 0.728 and "kept" in out["k_sweep"][0]
     assert out["k_sweep"][1] == rows[1] and rows[0]["threshold"] == 0.334  # the input rows untouched
     assert out["max_read_chars"] == 6000 and out["sweep_calibrated_on"]["questions"] == 103
+    assert out["sweep_calibrated_on"]["precision"] == "fp32"
     # what answering then uses: the incumbent at the chosen setting, the new row elsewhere
     monkeypatch.setattr("rag.answer.make_reader", lambda spec, index, embedder: StubReader())
     monkeypatch.setattr("rag.answer.load_reader_settings", lambda name: out)

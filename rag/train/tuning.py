@@ -332,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         k, calibrator, threshold, best = chosen
         _, context, windows = settings_of[sweep.index(chosen)]
     command = command_line("rag.train.tuning", argv)
+    # the precision the reader ran in (a neural reader's, once it has read): calibrations are fitted on its scores
+    precision = getattr(qa.answerer.reader, "precision_used", None)
     rows = [{"k": kk, "context": c, **({"windows": w} if c else {}), "read_chars": round(cost), "dev_f1": dev_f1(b),
              "threshold": th, "calibration": cal.to_dict()}
             for (kk, cal, th, b), (_, c, w), cost in zip(sweep, settings_of, costs)]
@@ -343,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                   "choose it, or narrow the sweep (--k, --context, --windows, --max-read-chars)", file=sys.stderr)
             return 2
         write_settings(a.out, keep_chosen(incumbent, rows, sweep.index(chosen), command, a.max_read_chars,
-                                          len(dev), time.time() - t0))
+                                          len(dev), time.time() - t0, precision))
         return 0
     # A reader with fitted weights (features, fused) keeps them and their provenance: only the
     # calibration and the threshold are replaced.
@@ -361,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         settings["windows"] = windows
     settings.update({"k": k, "calibration": calibrator.to_dict(), "threshold": threshold, **threshold_fields(best),
                      "calibrated_on": {"gold": "dev split", "questions": len(dev), "command": command,
-                                       "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1)}})
+                                       "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0, 1),
+                                       **({"precision": precision} if precision else {})}})
     write_settings(a.out, settings)
     return 0
 
@@ -373,7 +376,8 @@ K_RULE = ("of the k, context and windows settings within the latency budget (max
 
 
 def keep_chosen(incumbent: dict[str, Any], rows: list[dict[str, Any]], chosen: int, command: str,
-                max_read_chars: int | None, questions: int, seconds: float) -> dict[str, Any]:
+                max_read_chars: int | None, questions: int, seconds: float,
+                precision: str | None = None) -> dict[str, Any]:
     """The incumbent settings with a new sweep's rows, the chosen setting's row carrying the
     incumbent's own calibration, threshold and dev F1 (what answering there uses), and a record of
     the recalibration (``--keep-chosen``)."""
@@ -388,7 +392,8 @@ def keep_chosen(incumbent: dict[str, Any], rows: list[dict[str, Any]], chosen: i
     if max_read_chars is not None:
         settings["max_read_chars"] = max_read_chars
     settings["sweep_calibrated_on"] = {"gold": "dev split", "questions": questions, "command": command,
-                                       "date": time.strftime("%Y-%m-%d"), "seconds": round(seconds, 1)}
+                                       "date": time.strftime("%Y-%m-%d"), "seconds": round(seconds, 1),
+                                       **({"precision": precision} if precision else {})}
     return settings
 
 
