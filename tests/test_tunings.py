@@ -188,11 +188,20 @@ def test_the_shipped_rows_that_carry_a_calibration_load_as_tunings():
         chosen = setting_key(s["k"], s.get("context", 0), s.get("windows", "merged"))
         if chosen in tunings and any("kept" in r for r in s["k_sweep"]):
             assert tunings[chosen].threshold == s["threshold"], name
+    # the README's opt-in for whoever can wait, separate windows at k 10, answers at its own threshold
+    assert (10, 300, "separate") in sweep_tunings(load_reader_settings("mpnet"))
 
 
 def test_load_reports_the_tuning_of_each_setting(seed_index, embedder):
+    from rag.readers.settings import load_reader_settings
+
     qa = rag.load(seed_index, embedder=embedder, reader="features")
     assert qa.tuning().source == "chosen" and qa.tuning().threshold == qa.answerer.threshold
-    assert qa.tuning(qa.read_k + 2).source in ("sweep", "untuned")
+    rows = sweep_tunings(load_reader_settings("features"))
+    for k in range(1, 13):
+        key = setting_key(k, qa.answerer.context, qa.answerer.windows)
+        expected = "chosen" if key == qa.answerer.chosen else "sweep" if key in rows else "untuned"
+        assert qa.tuning(k).source == expected, k
+    assert qa.tuning(qa.read_k + 2).source == "untuned"  # its rows predate per-row calibrations
     with pytest.raises(rag.InputError, match="k must be a whole number of at least 1"):
         qa.tuning(0)
