@@ -197,7 +197,7 @@ def build_app(docs_dir: str | os.PathLike = "seeds", index_dir: str | os.PathLik
                                     info="hybrid: words and meaning; dense: meaning; bm25: words")
                     threshold = gr.Slider(0.0, 1.0, value=engine.threshold, step=0.01,
                                           label="Abstention threshold",
-                                          info="answer only at or above this confidence")
+                                          info="answer only at or above this confidence; moves to the value tuned on dev for each k that has one")
                     clear_btn = gr.Button("Clear the chat", size="sm")
                 cites = gr.Textbox(label="Citations of the last answer",
                                    info="one a line: doc_id [start:end] (p. N for a PDF) title", lines=3,
