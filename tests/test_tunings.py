@@ -141,7 +141,8 @@ def test_keep_chosen_records_the_sweep_and_keeps_the_incumbent(monkeypatch):
     for key in ("k", "context", "threshold", "calibration", "calibrated_on", "dev_f1_at_threshold"):
         assert out[key] == incumbent[key]
     assert out["k_sweep"][0]["calibration"] == incumbent["calibration"] and out["k_sweep"][0]["threshold"] == 0.326
-    assert out["k_sweep"][0]["dev_f1"] == 0.728 and "kept" in out["k_sweep"][0]
+    # the row's dev F1 is this sweep's (what the rule compared), with the refit threshold it was read at
+    assert out["k_sweep"][0]["dev_f1"] == 0.728 and "at its own threshold 0.3340" in out["k_sweep"][0]["kept"]
     assert out["k_sweep"][1] == rows[1] and rows[0]["threshold"] == 0.334  # the input rows untouched
     assert out["max_read_chars"] == 6000 and out["sweep_calibrated_on"]["questions"] == 103
     assert out["sweep_calibrated_on"]["precision"] == "fp32"

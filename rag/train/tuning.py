@@ -82,7 +82,9 @@ def calibrate_on_dev(qa, dev: list[dict], min_noans: float | None = None):
     best = best_thresholds(preds, scores, golds)
     if min_noans is None:
         best["threshold_rule"] = "best dev F1"
-        return calibrator, float(min(best["best_f1_thresh"], MAX_THRESHOLD)), best
+        threshold = float(min(best["best_f1_thresh"], MAX_THRESHOLD))
+        print(f"threshold {threshold:.3f}: best dev F1 {best['best_f1']:.3f}", file=sys.stderr)
+        return calibrator, threshold, best
     chosen = best_threshold_with_noans(preds, scores, golds, min_noans)
     threshold = float(min(chosen["thresh"], MAX_THRESHOLD))
     if threshold != chosen["thresh"]:  # capped: record what the shipped threshold gives, not the uncapped one
@@ -379,13 +381,14 @@ def keep_chosen(incumbent: dict[str, Any], rows: list[dict[str, Any]], chosen: i
                 max_read_chars: int | None, questions: int, seconds: float,
                 precision: str | None = None) -> dict[str, Any]:
     """The incumbent settings with a new sweep's rows, the chosen setting's row carrying the
-    incumbent's own calibration, threshold and dev F1 (what answering there uses), and a record of
-    the recalibration (``--keep-chosen``)."""
+    incumbent's own calibration and threshold (what answering there uses) beside this sweep's dev F1
+    for it (what the rule compared), and a record of the recalibration (``--keep-chosen``)."""
     settings = dict(incumbent)
     rows = [dict(r) for r in rows]
+    refit = rows[chosen]["threshold"]
     rows[chosen].update({"calibration": settings["calibration"], "threshold": settings["threshold"],
-                         "dev_f1": settings.get("dev_f1_at_threshold", settings["dev_best_f1"]),
-                         "kept": "the chosen setting's calibration and threshold, from calibrated_on"})
+                         "kept": ("the chosen setting's calibration and threshold, from calibrated_on; dev_f1 is "
+                                  f"this sweep's refit of the setting, at its own threshold {refit:.4f}")})
     settings["k_sweep"] = rows
     settings["k_rule"] = K_RULE
     settings.pop("max_read_chars", None)
