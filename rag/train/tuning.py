@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         qa = rag.load(tmp, embedder=emb, reader=a.reader)
         name = qa.answerer.reader.name
         incumbent = dict(load_reader_settings(name))
-        if a.keep_chosen and not incumbent.get("k"):
+        kept = qa.answerer.chosen  # the incumbent's setting, as answering keys it (None: no tuned k)
+        if a.keep_chosen and kept is None:
             ap.error(f"--keep-chosen: the {name} reader has no chosen setting to keep (its settings file has no k)")
         questions = [g["question"] for g in dev]
         layouts = a.windows or [qa.answerer.windows]
@@ -340,7 +341,6 @@ def main(argv: list[str] | None = None) -> int:
              "threshold": th, "calibration": cal.to_dict()}
             for (kk, cal, th, b), (_, c, w), cost in zip(sweep, settings_of, costs)]
     if a.keep_chosen:
-        kept = setting_key(incumbent["k"], incumbent.get("context", 0), incumbent.get("windows", "merged"))
         if setting_key(k, context, windows) != kept:
             print(f"error: --keep-chosen: the sweep's rule chooses {describe_setting(setting_key(k, context, windows))}"
                   f", not the kept {describe_setting(kept)}; nothing written. Run without --keep-chosen to "
