@@ -39,6 +39,34 @@ def resolve_model(model: str | os.PathLike | None) -> tuple[str, Path]:
     return str(path.resolve()), path
 
 
+def _token_count(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+class EncoderTokens:
+    """An encoder's tokenizer and read length without its weights: all that chunking asks of it.
+
+    ``count_tokens`` and ``fits`` agree with the ``Embedder`` of the same folder (pass it its
+    ``max_seq_length``). A Ray chunking worker holds this instead of the whole model: it loads in
+    well under a second after the import, against about 6 s for the model on a 2-core CPU.
+    """
+
+    def __init__(self, path: str | os.PathLike, max_seq_length: int) -> None:
+        from transformers import AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"could not load the embedding model's tokenizer from {str(path)!r}: {e}") from e
+        self.max_seq_length = int(max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        return _token_count(self.tokenizer, text)
+
+    def fits(self, text: str) -> bool:
+        return self.count_tokens(text) <= self.max_seq_length
+
+
 class Embedder:
     """Encodes texts with a sentence-transformers model; the model loads on first use."""
 
@@ -75,7 +103,7 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Length in the encoder's own tokenizer, special tokens included."""
-        return len(self.model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return _token_count(self.model.tokenizer, text)
 
     def fits(self, text: str) -> bool:
         """True when the encoder reads all of ``text`` (no silent truncation)."""

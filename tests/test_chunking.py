@@ -1,5 +1,6 @@
 import pytest
 
+import rag
 from rag.chunking import ChunkerSettings, chunk_document, count_tokens
 from rag.documents import load_documents, parse_article
 from rag.errors import InputError
@@ -56,6 +57,22 @@ def test_no_seed_chunk_exceeds_the_embedder_limit(seed_qa, embedder):
     # The real encoder's own tokenizer, with the title prefix it is encoded with.
     for c in seed_qa.index.chunks:
         assert embedder.count_tokens(f"{c.title}\n{c.text}") <= embedder.max_seq_length
+
+
+def test_the_tokenizer_alone_counts_as_the_embedder_does(seed_qa, embedder, tmp_path):
+    """What a Ray chunking worker holds (the tokenizer, no weights) decides what fits exactly as the
+    loaded model does, the title prefix and texts over the limit included."""
+    from rag.embedding import EncoderTokens
+
+    tokens = EncoderTokens(embedder.path, embedder.max_seq_length)
+    texts = [f"{c.title}\n{c.text}" for c in seed_qa.index.chunks]
+    texts += ["", "S-400 «Triumf» — $2.5 billion", " ".join(["Ankara"] * 400)]
+    assert [tokens.count_tokens(t) for t in texts] == [embedder.count_tokens(t) for t in texts]
+    assert [tokens.fits(t) for t in texts] == [embedder.fits(t) for t in texts]
+    assert not tokens.fits(texts[-1]) and tokens.max_seq_length == embedder.max_seq_length
+    (tmp_path / "m").mkdir()
+    with pytest.raises(rag.ModelError, match="tokenizer"):
+        EncoderTokens(tmp_path / "m", 256)
 
 
 def test_a_huge_chunk_budget_still_respects_the_encoder(embedder, tmp_path):

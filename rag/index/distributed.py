@@ -134,18 +134,18 @@ def load_documents_on_ray(docs_dir: Path, max_file_bytes: int, opts: RayOptions)
 # -- stage 2: chunk; stage 3: embed -----------------------------------------------------------
 
 class _Chunker:
-    """Chunks one document per row; holds the encoder (its tokenizer decides what fits)."""
+    """Chunks one document per row; holds the encoder's tokenizer (it decides what fits), not its weights."""
 
-    def __init__(self, model_path: str, settings: dict[str, Any]) -> None:
-        from ..embedding import Embedder
+    def __init__(self, model_path: str, max_seq_length: int, settings: dict[str, Any]) -> None:
+        from ..embedding import EncoderTokens
 
-        self.embedder = Embedder(model_path)
+        self.tokens = EncoderTokens(model_path, max_seq_length)
         self.settings = ChunkerSettings(**settings)
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         doc = Document.from_dict(json.loads(row["doc"]), source=row["source"])
         prefix = f"{doc.title}\n" if doc.title else ""
-        fits = self.embedder.fits
+        fits = self.tokens.fits
         out = []
         for c in chunk_document(doc, self.settings, fits=lambda t, p=prefix: fits(p + t)):
             out.append({"chunk": json.dumps(c.to_dict()), "text": embed_text(c)})
@@ -187,7 +187,9 @@ def chunk_and_embed(documents: list[Document], settings: ChunkerSettings, embedd
     def actors(n: int) -> dict[str, Any]:  # Ray >= 2.51 wants compute=, older ones concurrency=
         return {"compute": pool(size=n)} if pool is not None else {"concurrency": n}
 
-    ds = ds.flat_map(_Chunker, fn_constructor_kwargs={"model_path": model_path, "settings": settings.to_dict()},
+    ds = ds.flat_map(_Chunker, fn_constructor_kwargs={"model_path": model_path,
+                                                      "max_seq_length": embedder.max_seq_length,
+                                                      "settings": settings.to_dict()},
                      num_cpus=1, **actors(max(1, workers)))
     ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"model_path": model_path,
                                                          "threads": opts.threads_per_worker,
