@@ -8,7 +8,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from rag.readers.base import Reader  # noqa: E402
-from rag.readers.neural import NeuralReader, default_model_path, trim_span  # noqa: E402
+from rag.readers import neural  # noqa: E402
+from rag.readers.neural import NeuralReader, default_model_path, length_groups, trim_span  # noqa: E402
 from rag.schema import Passage  # noqa: E402
 
 SHIPPED = default_model_path()
@@ -69,6 +70,44 @@ def test_long_passage_is_windowed(tiny_qa_model):
     windows = {int(c.features["window"]) for c in out.candidates}
     assert len(windows) > 5
     assert max(c.start - p.start for c in out.candidates) > len(words) // 2  # the tail is read
+
+
+def test_length_groups_cut_where_padding_costs_more_than_a_call():
+    assert length_groups([300, 300, 300], call_tokens=64) == [([0, 1, 2], 300)]  # nothing to spare
+    # one batch: 2 x 384 + 64 = 832 positions; two: 384 + 100 + 2 x 64 = 612
+    assert length_groups([100, 384], call_tokens=64) == [([1], 384), ([0], 100)]
+    assert length_groups([100, 384], call_tokens=1000) == [([0, 1], 384)]
+    lengths = [120, 384, 370, 95, 384, 210, 101, 360]
+    groups = length_groups(lengths, call_tokens=64)
+    assert sorted(r for rows, _ in groups for r in rows) == list(range(len(lengths)))  # each window once
+    assert all(width == max(lengths[r] for r in rows) for rows, width in groups)
+    cost = sum(len(rows) * width + 64 for rows, width in groups)
+    assert cost < len(lengths) * 384 + 64 and len(groups) == 3  # {384, 384, 370, 360}, {210}, {120, 101, 95}
+    assert length_groups([]) == []
+
+
+def test_windows_read_in_length_groups_score_as_one_batch(tiny_qa_model, monkeypatch):
+    """Short and long passages together: read in several batches (the default) or in one, the
+    spans, their scores and the no-answer score are the same."""
+    long_words = " ".join(f"word{k % 97} is number {k}." for k in range(60))
+    src = "Header\n" + long_words
+    passages = [_passage(SRC_A, SRC_A[13:], "a"), _passage(src, long_words, "long"), _passage(SRC_B, SRC_B[9:], "b")]
+    reader = NeuralReader(tiny_qa_model, max_length=128, stride=32, top_n=50)
+    reader.warm_up()
+    seen = []
+    model = reader._model
+    real_forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda **kw: seen.append(kw["input_ids"].shape) or real_forward(**kw))
+    grouped = reader.read("When was the Eiffel Tower completed?", passages)
+    assert len(seen) >= 2 and min(n for _, n in seen) < max(n for _, n in seen), seen  # shorter batches were cut
+    seen.clear()
+    monkeypatch.setattr(neural, "FORWARD_CALL_TOKENS", 10**6)
+    single = reader.read("When was the Eiffel Tower completed?", passages)
+    assert len(seen) == 1
+    _check(grouped, passages)
+    assert [(c.doc_id, c.start, c.end) for c in grouped.candidates] == [(c.doc_id, c.start, c.end) for c in single.candidates]
+    assert [c.score for c in grouped.candidates] == pytest.approx([c.score for c in single.candidates], abs=1e-5)
+    assert grouped.no_answer == pytest.approx(single.no_answer, abs=1e-5)
 
 
 def test_empty_inputs(tiny_qa_model):

@@ -11,7 +11,8 @@ How ``read`` scores spans (comparable across passages and windows):
    become several windows (``max_length`` tokens, ``stride`` tokens of overlap). A window only
    ever holds one passage, so spans never cross a passage boundary, and spans are only taken
    from passage tokens (never the question, special tokens or padding).
-2. All windows of all passages go through the model in ONE batched forward pass.
+2. All windows of all passages go through the model in one batched forward pass (split into a
+   few batches of windows of about one length where that spares padding: ``length_groups``).
 3. Joint normalisation (Haystack ExtractiveReader / SQuAD 2.0 style): a span (i, j) of window w
    has logit ``s[w,i] + e[w,j]``; the question's no-answer logit is the null logit of the most
    confident window, ``null = min_w (s[w,0] + e[w,0])`` (as in the SQuAD 2.0 reference
@@ -127,6 +128,45 @@ def to_precision(model, precision: str, device: str = "cpu", model_path: str | o
 
         return model.to(torch.bfloat16)
     return model
+
+
+# What one more forward call costs, in padded token positions (the per-call work outside the matrix
+# products: 12 layers of small ops). benchmarks/bench_length_groups.py measured 12-31 for MPNet in
+# fp32 on a 2-core AVX2 CPU; a CPU that does the matrix products faster (bf16 on AMX: about 3.7x)
+# pays relatively more per call, so the cut errs toward fewer calls.
+FORWARD_CALL_TOKENS = 64
+
+
+class QAOutput:
+    """The start and end logits of every window, as the model's output holds them."""
+
+    def __init__(self, start_logits, end_logits) -> None:
+        self.start_logits, self.end_logits = start_logits, end_logits
+
+
+def length_groups(lengths: Sequence[int], call_tokens: int = FORWARD_CALL_TOKENS) -> list[tuple[list[int], int]]:
+    """Split windows of these token lengths into batches that pad least: ``[(rows, width), ...]``.
+
+    Windows sorted longest first are cut into runs; a run costs ``len(run) * its longest`` padded
+    positions plus ``call_tokens`` for its forward call, and the cuts minimise the sum (exact, by
+    dynamic programming over the sorted order, where an optimal grouping is always contiguous).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j):
+            c = best[i] + (j - i) * lengths[order[i]] + call_tokens
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups = []
+    j = n
+    while j > 0:
+        i = cut[j]
+        groups.append((sorted(order[i:j]), int(lengths[order[i]])))
+        j = i
+    return groups[::-1]
 
 
 def clip_question(tokenizer, question: str) -> str:
@@ -252,7 +292,12 @@ class NeuralReader:
 
     # -- reading -----------------------------------------------------------------------------
     def forward(self, question: str, passages: Sequence[Passage]):
-        """Tokenize the question against every passage and run ONE batched forward pass.
+        """Tokenize the question against every passage and run the windows through the model.
+
+        The windows go in one batch, or in a few batches of windows of about one length when that
+        spares padding (``length_groups``): a padded position costs as much as a real one, and the
+        merged reading windows run from about 100 to 384 tokens. Pads are masked, so the logits of
+        the real tokens are the one batch's (up to rounding); the pads' stay 0 and nothing reads them.
 
         Returns ``(kept, enc, out)``: indexes of the non-empty passages, the tokenizer output
         (windows, offsets) and the model output; ``None`` when there is nothing to read.
@@ -272,11 +317,20 @@ class NeuralReader:
                   truncation="only_second" if q_first else "only_first", max_length=ml,
                   stride=self.stride, return_overflowing_tokens=True, return_offsets_mapping=True,
                   padding="longest", return_tensors="pt")
-        inputs = {k: v.to(self.device) for k, v in enc.items()
-                  if k in ("input_ids", "attention_mask", "token_type_ids")}
+        inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        lengths = enc["attention_mask"].sum(dim=1).tolist()
+        n_win, n_tok = enc["input_ids"].shape
+        left = tok.padding_side == "left"
+        start = torch.zeros((n_win, n_tok))
+        end = torch.zeros((n_win, n_tok))
         with torch.inference_mode():
-            out = model(**inputs)
-        return kept, enc, out
+            for rows, width in length_groups(lengths, FORWARD_CALL_TOKENS):
+                cols = slice(n_tok - width, n_tok) if left else slice(0, width)
+                part = {k: v[rows, cols].to(self.device) for k, v in inputs.items()}
+                o = model(**part)
+                start[rows, cols] = o.start_logits.float().cpu()
+                end[rows, cols] = o.end_logits.float().cpu()
+        return kept, enc, QAOutput(start_logits=start, end_logits=end)
 
     def read(self, question: str, passages: Sequence[Passage], qvec: Any = None) -> ReaderOutput:
         """Spans from one batched forward over ``passages`` (``qvec`` is not used)."""
