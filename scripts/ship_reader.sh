@@ -12,13 +12,16 @@
 # 3. calibrates the mpnet reader and picks its threshold on the gold dev split: the best dev F1
 #    among thresholds that abstain on at least MIN_NOANS (default 0.85) of dev's unanswerable
 #    questions (MIN_NOANS= for the plain best-F1 threshold), at each k of KS (default 5,8,10,12
-#    passages read) and each reading context of CONTEXTS (default 0,300 characters read on each side
-#    of a passage, rag.windows) and each layout of those windows in WINDOWS (default merged,separate),
-#    keeping, among the settings that read at most MAX_READ_CHARS characters per dev question
-#    (default 4600: the 400 ms p50 target scaled from the 387 ms the shipped setting takes at 4,488
-#    characters on the AMX machine; separate windows at k 10 won dev in the fourteenth session but
-#    read 2.44x as long), the one that reads the fewest characters within one question's worth of the
-#    best dev F1; every setting keeps its own calibration and threshold for callers who read that way;
+#    passages read) and each reading context of CONTEXTS (default 0,300,450 characters read on each
+#    side of a passage, rag.windows) and each layout of those windows in WINDOWS (default
+#    merged,separate), keeping, among the settings that read at most MAX_READ_CHARS characters per
+#    dev question (default 5200: the 400 ms p50 target, 1.034x the 387 ms that one padded batch took
+#    at 4,488 characters on the AMX machine, over the cost per character of the length-grouped
+#    forward, measured with benchmarks/bench_length_groups.py at 450 and 600 characters of context:
+#    5,250-5,360 characters, rounded down; it was 4600 for one padded batch; separate windows at
+#    k 10 won dev in the fourteenth session but read 2.4x as long), the one that reads the fewest
+#    characters within one question's worth of the best dev F1; every setting keeps its own
+#    calibration and threshold for callers who read that way;
 # 4. refits the fused reader's weights on MPNet's spans (SQuAD dev articles + gold dev split),
 #    then its k, calibration and threshold by the same rules.
 set -euo pipefail
@@ -29,9 +32,9 @@ PY=.venv/bin/python
 POOL=${POOL:-../shared/data/squad-pool.json.gz}
 MIN_NOANS=${MIN_NOANS-0.85}
 KS=${KS:-5,8,10,12}
-CONTEXTS=${CONTEXTS:-0,300}
+CONTEXTS=${CONTEXTS:-0,300,450}
 WINDOWS=${WINDOWS:-merged,separate}
-MAX_READ_CHARS=${MAX_READ_CHARS:-4600}
+MAX_READ_CHARS=${MAX_READ_CHARS:-5200}
 FLOOR=(); [ -n "$MIN_NOANS" ] && FLOOR=(--min-noans "$MIN_NOANS")
 DST=rag/models/reader_mpnet
 [ -f "$RUN/export/adapter.safetensors" ] || { echo "no exported adapter in $RUN/export: train with --export $RUN/export" >&2; exit 1; }

@@ -155,6 +155,30 @@ def test_keep_chosen_records_the_sweep_and_keeps_the_incumbent(monkeypatch):
     assert a.tuning(10).threshold == 0.451 and a.tuning(10).calibrator.a == 0.7
 
 
+def test_keep_rows_carries_the_settings_not_swept_and_refuses_a_better_one():
+    from rag.train.tuning import kept_rows
+
+    incumbent = {"k_sweep": [
+        {"k": 5, "context": 0, "read_chars": 3236, "dev_f1": 0.678, "threshold": 0.6, "calibration": {"a": 1}},
+        {"k": 5, "context": 300, "windows": "merged", "read_chars": 4488, "dev_f1": 0.728, "threshold": 0.326,
+         "calibration": {"a": 2}, "kept": "the chosen setting's calibration"},
+        {"k": 10, "context": 300, "windows": "separate", "read_chars": 10560, "dev_f1": 0.748, "threshold": 0.451,
+         "calibration": {"a": 3}}]}
+    swept = [{"k": 5, "context": 300, "windows": "merged", "read_chars": 4488, "dev_f1": 0.728},
+             {"k": 5, "context": 450, "windows": "merged", "read_chars": 5300, "dev_f1": 0.746}]
+    carried = kept_rows(incumbent, swept, 0.746, 103, 5800)
+    assert carried == [incumbent["k_sweep"][0], incumbent["k_sweep"][2]]  # the swept setting's old row is dropped
+    assert carried[0] is not incumbent["k_sweep"][0]
+    # over the budget a better row is only carried; within it, it would have to be chosen: refused
+    assert kept_rows(incumbent, swept[:1], 0.728, 103, 5800)[-1]["dev_f1"] == 0.748
+    with pytest.raises(ValueError, match=r"k 10, context 300, separate windows \(dev F1 0.748\) beats the sweep's "
+                                         r"choice \(0.728\) within the budget: add it to the sweep"):
+        kept_rows(incumbent, swept[:1], 0.728, 103, None)
+    # the incumbent's chosen row, carried when another setting is swept, loses its "kept" note
+    other = [{"k": 3, "context": 300, "windows": "merged", "read_chars": 2800, "dev_f1": 0.76}]
+    assert all("kept" not in r for r in kept_rows(incumbent, other, 0.76, 103, None))
+
+
 def test_the_budget_is_checked_before_any_reading(capsys, monkeypatch):
     """--max-read-chars that no setting meets stops the sweep after retrieval, naming the cheapest,
     before the reader reads a question; --keep-chosen is refused for a reader with no chosen setting."""

@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     through ``--max-read-chars``: only the settings that read at most that many characters per dev
     question may be chosen (all are calibrated and recorded). ``--keep-chosen`` recalibrates and
     records the sweep but keeps the settings file's chosen setting with its calibration and
-    threshold (the incumbent), provided the rule still chooses that setting.
+    threshold (the incumbent), provided the rule still chooses that setting. ``--keep-rows`` carries
+    the settings file's rows for settings this sweep does not try into the new file.
     For readers without weights of their own to fit (the neural reader), or to recalibrate a
     fitted one (features, fused: their weights are kept): Platt scaling of its best-answer score
     and the SQuAD-2.0 best-F1 threshold, both on the gold dev split only.
@@ -293,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-chosen", action="store_true",
                     help="keep the reader's chosen setting with its calibration and threshold, and only recalibrate "
                          "and record the sweep's rows (refused when the rule would choose another setting)")
+    ap.add_argument("--keep-rows", action="store_true",
+                    help="carry the settings file's sweep rows for settings this sweep does not try into the new "
+                         "file (each keeps its own calibration and threshold); refused when one of them within the "
+                         "budget beats the setting chosen by more than one question's worth (sweep it too)")
     ap.add_argument("--out", required=True)
     add_min_noans_option(ap)
     a = ap.parse_args(argv)
@@ -340,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [{"k": kk, "context": c, **({"windows": w} if c else {}), "read_chars": round(cost), "dev_f1": dev_f1(b),
              "threshold": th, "calibration": cal.to_dict()}
             for (kk, cal, th, b), (_, c, w), cost in zip(sweep, settings_of, costs)]
+    if a.keep_rows:
+        try:
+            rows = rows + kept_rows(incumbent, rows, dev_f1(best), len(dev), a.max_read_chars)
+        except ValueError as e:
+            print(f"error: --keep-rows: {e}; nothing written", file=sys.stderr)
+            return 2
     if a.keep_chosen:
         if setting_key(k, context, windows) != kept:
             print(f"error: --keep-chosen: the sweep's rule chooses {describe_setting(setting_key(k, context, windows))}"
@@ -355,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     for stale in ("dev_f1_at_threshold", "dev_noans_at_threshold", "k_sweep", "k_rule", "context", "windows",
                   "max_read_chars"):
         settings.pop(stale, None)
-    if len(sweep) > 1:
+    if len(rows) > 1:
         settings["k_sweep"] = rows
         settings["k_rule"] = K_RULE
     if a.max_read_chars is not None:
@@ -369,6 +380,27 @@ def main(argv: list[str] | None = None) -> int:
                                        **({"precision": precision} if precision else {})}})
     write_settings(a.out, settings)
     return 0
+
+
+def _row_key(row: dict[str, Any]) -> tuple:
+    return setting_key(row["k"], row.get("context", 0), row.get("windows", "merged"))
+
+
+def kept_rows(incumbent: dict[str, Any], rows: list[dict[str, Any]], chosen_f1: float, questions: int,
+              max_read_chars: int | None) -> list[dict[str, Any]]:
+    """The incumbent's sweep rows for settings not among ``rows`` (``--keep-rows``), unchanged: each
+    is a calibration of its own setting on the same dev split. A ``ValueError`` when one of them,
+    within the budget, beats ``chosen_f1`` by more than one question's worth: the rule would have to
+    choose it, so it has to be swept again."""
+    new = {_row_key(r) for r in rows}
+    carried = [dict(r) for r in incumbent.get("k_sweep", []) if _row_key(r) not in new]
+    for r in carried:
+        r.pop("kept", None)  # the incumbent's chosen row: its calibration stays what it was, nothing is kept now
+        within = max_read_chars is None or r.get("read_chars", float("inf")) <= max_read_chars
+        if within and r["dev_f1"] > chosen_f1 + 1.0 / max(questions, 1) + 1e-12:
+            raise ValueError(f"the settings file's {describe_setting(_row_key(r))} (dev F1 {r['dev_f1']:.3f}) beats "
+                             f"the sweep's choice ({chosen_f1:.3f}) within the budget: add it to the sweep")
+    return carried
 
 
 K_RULE = ("of the k, context and windows settings within the latency budget (max_read_chars, when given) whose "
