@@ -300,7 +300,8 @@ class NeuralReader:
         the real tokens are the one batch's (up to rounding); the pads' stay 0 and nothing reads them.
 
         Returns ``(kept, enc, out)``: indexes of the non-empty passages, the tokenizer output
-        (windows, offsets) and the model output; ``None`` when there is nothing to read.
+        (windows, offsets) and every window's start and end logits (``QAOutput``, padded as ``enc``);
+        ``None`` when there is nothing to read.
         """
         import torch
 
