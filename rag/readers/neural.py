@@ -137,13 +137,6 @@ def to_precision(model, precision: str, device: str = "cpu", model_path: str | o
 FORWARD_CALL_TOKENS = 64
 
 
-class QAOutput:
-    """The start and end logits of every window, as the model's output holds them."""
-
-    def __init__(self, start_logits, end_logits) -> None:
-        self.start_logits, self.end_logits = start_logits, end_logits
-
-
 def length_groups(lengths: Sequence[int], call_tokens: int = FORWARD_CALL_TOKENS) -> list[tuple[list[int], int]]:
     """Split windows of these token lengths into batches that pad least: ``[(rows, width), ...]``.
 
@@ -300,10 +293,12 @@ class NeuralReader:
         the real tokens are the one batch's (up to rounding); the pads' stay 0 and nothing reads them.
 
         Returns ``(kept, enc, out)``: indexes of the non-empty passages, the tokenizer output
-        (windows, offsets) and every window's start and end logits (``QAOutput``, padded as ``enc``);
+        (windows, offsets) and every window's start and end logits (transformers'
+        ``QuestionAnsweringModelOutput``, padded as ``enc``);
         ``None`` when there is nothing to read.
         """
         import torch
+        from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
         kept = [k for k, p in enumerate(passages) if p.text.strip()]
         if not kept or not question.strip():
@@ -331,7 +326,7 @@ class NeuralReader:
                 o = model(**part)
                 start[rows, cols] = o.start_logits.float().cpu()
                 end[rows, cols] = o.end_logits.float().cpu()
-        return kept, enc, QAOutput(start_logits=start, end_logits=end)
+        return kept, enc, QuestionAnsweringModelOutput(start_logits=start, end_logits=end)
 
     def read(self, question: str, passages: Sequence[Passage], qvec: Any = None) -> ReaderOutput:
         """Spans from one batched forward over ``passages`` (``qvec`` is not used)."""
