@@ -345,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [{"k": kk, "context": c, **({"windows": w} if c else {}), "read_chars": round(cost), "dev_f1": dev_f1(b),
              "threshold": th, "calibration": cal.to_dict()}
             for (kk, cal, th, b), (_, c, w), cost in zip(sweep, settings_of, costs)]
+    carried: list[dict[str, Any]] = []
     if a.keep_rows:
         try:
-            rows = rows + kept_rows(incumbent, rows, dev_f1(best), len(dev), a.max_read_chars)
+            carried = kept_rows(incumbent, rows, dev_f1(best), len(dev), a.max_read_chars)
+            rows = rows + carried
         except ValueError as e:
             print(f"error: --keep-rows: {e}; nothing written", file=sys.stderr)
             return 2
@@ -366,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     for stale in ("dev_f1_at_threshold", "dev_noans_at_threshold", "k_sweep", "k_rule", "context", "windows",
                   "max_read_chars"):
         settings.pop(stale, None)
+    if not carried:  # the record of an earlier sweep describes rows of its own; none of them is left
+        settings.pop("sweep_calibrated_on", None)
     if len(rows) > 1:
         settings["k_sweep"] = rows
         settings["k_rule"] = K_RULE
