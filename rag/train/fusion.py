@@ -31,19 +31,24 @@ import numpy as np
 from ..eval.datasets import load_squad, squad_subset, write_squad_docs
 from ..eval.metrics import f1_score, max_over_golds
 from ..readers.fusion import FUSED_FEATURES, FusedReader
+from ..windows import reading_windows
 from .neural import DEV_TITLES_FILE
 from .tuning import add_min_noans_option, command_line, fit_settings, gold_dev, write_settings
 
 
 def fused_rows(qa, questions: list[dict], *, k: int, label_f1: float = 0.6):
-    """Feature rows and labels for every neural candidate the fused reader sees for ``questions``."""
+    """Feature rows and labels for every neural candidate the fused reader sees for ``questions``,
+    read as answering reads them: the top ``k`` passages, widened into reading windows when the
+    answerer has a reading context (``qa.answerer.context`` and ``windows``; ``rag.windows``)."""
     reader = qa.answerer.reader
     X, y = [], []
     qs = [q["question"] for q in questions]
     qvecs = qa.retriever.encode(qs)
     hits = qa.retriever.search_many(qs, k, qa.mode, qvecs)
+    context, layout = qa.answerer.context, qa.answerer.windows
     for n, (q, passages) in enumerate(zip(questions, hits)):
-        for c, x, _kind in reader.signals(q["question"], passages, qvecs[n]):
+        read = reading_windows(passages, qa.index, context, layout) if context else passages
+        for c, x, _kind in reader.signals(q["question"], read, qvecs[n]):
             f1 = max_over_golds(f1_score, c.text, q["answers"]) if q["answerable"] else 0.0
             X.append([x[name] for name in FUSED_FEATURES])
             y.append(1 if f1 >= label_f1 else 0)
@@ -59,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", default="seeds")
     ap.add_argument("--questions", type=int, default=600, help="SQuAD dev-article questions to fit on")
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--context", type=int, default=0, metavar="CHARS",
+                    help="characters of neighbouring text read on each side of a passage, in fitting and "
+                         "answering (rag.windows; default 0: the passages as retrieved)")
+    ap.add_argument("--windows", default="merged", choices=("merged", "separate"),
+                    help="with a context: how the widened passages are laid out (default merged)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--reader", choices=("fused", "fast"), default="fused",
                     help="which fused reader: fused (MPNet spans) or fast (MiniLM spans)")
@@ -66,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     add_min_noans_option(ap)
     a = ap.parse_args(argv)
     a.out = a.out or f"rag/models/{a.reader}_settings.json"
+    if a.context < 0:
+        ap.error(f"--context {a.context}: give the characters of context as a whole number >= 0 (0: none)")
+
+    def reading(qa):  # every QA below reads at the setting being fitted
+        qa.k, qa.answerer.context, qa.answerer.windows = a.k, a.context, a.windows
+        return qa
 
     import rag
 
@@ -82,21 +98,23 @@ def main(argv: list[str] | None = None) -> int:
         rng.shuffle(questions)
         questions = questions[: a.questions]
         rag.build_index(Path(tmp) / "docs", Path(tmp) / "index", embedder=emb)
-        qa = rag.load(Path(tmp) / "index", embedder=emb, reader=a.reader)
+        qa = reading(rag.load(Path(tmp) / "index", embedder=emb, reader=a.reader))
         squad_rows = fused_rows(qa, questions, k=a.k)
     dev = gold_dev(a.gold)
     with tempfile.TemporaryDirectory() as tmp:
         rag.build_index(a.docs, tmp, embedder=emb)
-        qa = rag.load(tmp, embedder=emb, reader=a.reader)
+        qa = reading(rag.load(tmp, embedder=emb, reader=a.reader))
 
         def load_with(weights):
-            return rag.load(tmp, embedder=emb, reader=FusedReader(qa.index, qa.embedder, weights=weights,
-                                                                  neural=qa.answerer.reader.neural, name=a.reader))
+            return reading(rag.load(tmp, embedder=emb, reader=FusedReader(
+                qa.index, qa.embedder, weights=weights, neural=qa.answerer.reader.neural, name=a.reader)))
 
         settings = fit_settings(
             a.reader, FUSED_FEATURES, squad_rows, fused_rows(qa, dev, k=a.k), load_with, dev,
             fitted_on={"squad_dev_titles": titles, "squad_question_ids": sorted(q["id"] for q in questions)},
             min_noans=a.min_noans, command=command_line("rag.train.fusion", argv), t0=t0)
+    if a.context:
+        settings.update({"context": a.context, "windows": a.windows})
     write_settings(a.out, settings)
     return 0
 
