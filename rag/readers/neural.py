@@ -294,7 +294,7 @@ class NeuralReader:
 
         Returns ``(kept, enc, out)``: indexes of the non-empty passages, the tokenizer output
         (windows, offsets) and every window's start and end logits (transformers'
-        ``QuestionAnsweringModelOutput``, padded as ``enc``);
+        ``QuestionAnsweringModelOutput``, fp32 on the CPU, padded as ``enc``);
         ``None`` when there is nothing to read.
         """
         import torch
@@ -344,8 +344,7 @@ class NeuralReader:
             for i, s in enumerate(enc.sequence_ids(w)):
                 if s == ctx_seq:
                     ctx_mask[w, i] = True
-        S = out.start_logits.float().cpu()
-        E = out.end_logits.float().cpu()
+        S, E = out.start_logits, out.end_logits  # fp32 on the CPU (``forward``)
         offsets = enc["offset_mapping"]
         win_passage = enc["overflow_to_sample_mapping"].tolist()
 
