@@ -204,14 +204,15 @@ class Answerer:
     def __init__(self, retriever, reader: Reader, *, threshold: float = DEFAULT_THRESHOLD,
                  calibrator: Calibrator | None = None, alt_ratio: float = 0.6, name_gate: bool = True,
                  k: int | None = None, context: int = 0, windows: str = "merged",
-                 tunings: dict[SettingKey, Tuning] | None = None) -> None:
+                 tunings: dict[SettingKey, Tuning] | None = None, count_rule: bool = True) -> None:
         self.retriever = retriever
         self.k = k  # passages this reader reads per question when the caller gives none (tuned on dev)
         # characters of neighbouring text the reader reads on each side of a passage (rag.windows; tuned on dev)
         self.context = context
         self.windows = check_windows(windows)  # how those windows are laid out (rag.windows; tuned on dev)
         self.reader = reader
-        self.name_gate = name_gate
+        self.name_gate = name_gate  # abstain on a question naming what no article mentions (unknown_names)
+        self.count_rule = count_rule  # a "how many" question is answered by a span holding a count, or not at all
         self.threshold = threshold
         self.calibrator = calibrator or Calibrator()
         self.alt_ratio = alt_ratio
@@ -294,7 +295,7 @@ class Answerer:
         name = self.reader.name
         if not groups:
             return Answer(text=None, score=1.0, citations=passages, question=question, reader=name)
-        if expects_count(question):
+        if self.count_rule and expects_count(question):
             counts = [g for g in groups if has_count(g.best.text)]
             if not counts:
                 return Answer(text=None, score=1.0 - cal(groups[0].score), citations=passages,

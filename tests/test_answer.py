@@ -144,6 +144,9 @@ def test_how_many_is_answered_by_a_count_or_not_at_all():
     assert ans.score == pytest.approx(0.1) and ans.citations == [P4]
     # Other questions keep the best span, number or not.
     assert a.decide("What did Turkey receive?", [P4], ReaderOutput([cand(P4, "first batch", 0.9)]), 0.3).text
+    a.count_rule = False  # switched off (scripts/ablate_rules.py measures it), the best span answers
+    assert a.decide(q, [P4], ReaderOutput([cand(P4, "first batch", 0.9), cand(P4, "S-400", 0.8)]), 0.3).text == \
+        "first batch"
 
 
 @pytest.mark.parametrize("text, count", [("two battalions", True), ("100", True), ("$2.5 billion", True),
