@@ -63,19 +63,13 @@ def calibrate_on_dev(qa, dev: list[dict], min_noans: float | None = None):
     plus ``threshold_rule`` and, with ``min_noans``, ``constrained`` (the chosen threshold's
     F1, NoAns accuracy, HasAns F1 and coverage on dev).
     """
+    from sklearn.linear_model import LogisticRegression
+
     # Fit on the reader's raw score: ``qa`` was loaded with the calibration in the settings file
     # (the previous fit's), and the new calibrator replaces it, it does not stack on it.
     qa.answerer.calibrator = Calibrator()
     qa.answerer.tunings = {}  # nor do the sweep's per-setting calibrations apply: every setting reads raw
     answers = qa.ask_many([g["question"] for g in dev], threshold=0.0)
-    return calibrate_answers(answers, dev, min_noans)
-
-
-def calibrate_answers(answers: Sequence[Any], dev: list[dict], min_noans: float | None = None):
-    """``calibrate_on_dev`` for answers already given at threshold 0 with raw (uncalibrated) scores,
-    one per ``dev`` question in order: the Platt calibrator, the threshold and ``best``."""
-    from sklearn.linear_model import LogisticRegression
-
     raw = np.array([x.score if x.text is not None else 0.0 for x in answers])
     correct = np.array([max_over_golds(f1_score, x.text, g["answers"]) >= 0.5 if g["answerable"] else False
                         for x, g in zip(answers, dev)], dtype=int)
