@@ -278,11 +278,19 @@ class Answerer:
     def read(self, question: str, passages: list[Passage], qvec=None) -> ReaderOutput:
         """The reader's output for ``passages``; with a reading ``context`` the reader reads them
         widened into their neighbouring text and its spans cite the passages (``rag.windows``)."""
+        read = self.reading(passages)
+        result = self.reader.read(question, read, qvec)
+        if read is passages:
+            return result
+        return replace(result, candidates=cite(result.candidates, passages, self.retriever.index))
+
+    def reading(self, passages: list[Passage]) -> list[Passage]:
+        """What the reader reads for ``passages``: with a reading ``context`` (and an index to
+        widen them in), their reading windows (``rag.windows``); otherwise ``passages`` itself."""
         index = getattr(self.retriever, "index", None)
         if not self.context or index is None:
-            return self.reader.read(question, passages, qvec)
-        result = self.reader.read(question, reading_windows(passages, index, self.context, self.windows), qvec)
-        return replace(result, candidates=cite(result.candidates, passages, index))
+            return passages
+        return reading_windows(passages, index, self.context, self.windows)
 
     def decide(self, question: str, passages: list[Passage], result: ReaderOutput, threshold: float,
                plain_read=None, calibrator: Calibrator | None = None) -> Answer:

@@ -53,6 +53,7 @@ def test_fused_rows_read_the_windows_answering_reads():
     """The fused reader's weights are fitted on the candidates it sees when answering: with a
     reading context, those of the widened windows (rag.windows), not of the bare passages."""
     from rag.schema import Chunk, Passage
+    from rag.answer import Answerer
     from rag.readers.base import SpanCandidate
     from rag.train.fusion import fused_rows
     from rag.windows import reading_windows
@@ -84,9 +85,6 @@ def test_fused_rows_read_the_windows_answering_reads():
                          "other")]
             return [(SpanCandidate("d", a, a + 6, "Moscow", 0.9, p), {n: 1.0 for n in FUSED_FEATURES}, "place")]
 
-    class Answerer:
-        reader, context, windows = Reader(), 0, "merged"
-
     class Retriever:
         def encode(self, qs):
             return [None] * len(qs)
@@ -94,10 +92,12 @@ def test_fused_rows_read_the_windows_answering_reads():
         def search_many(self, qs, k, mode, qvecs):
             return [retrieved for _ in qs]
 
-    class QA:
-        answerer, retriever, mode = Answerer(), Retriever(), "hybrid"
+    Retriever.index = index
 
-    QA.index = index
+    class QA:
+        retriever, mode = Retriever(), "hybrid"
+        answerer = Answerer(retriever, Reader())
+
     q = [{"question": "Where was the deal signed?", "answers": ["Moscow"], "answerable": True}]
     X, y = fused_rows(QA(), q, k=1)
     assert seen[-1] == retrieved and list(y) == [0]  # the bare passage does not hold the answer

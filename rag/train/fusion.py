@@ -31,7 +31,6 @@ import numpy as np
 from ..eval.datasets import load_squad, squad_subset, write_squad_docs
 from ..eval.metrics import f1_score, max_over_golds
 from ..readers.fusion import FUSED_FEATURES, FusedReader
-from ..windows import reading_windows
 from .neural import DEV_TITLES_FILE
 from .tuning import add_min_noans_option, command_line, fit_settings, gold_dev, write_settings
 
@@ -39,16 +38,14 @@ from .tuning import add_min_noans_option, command_line, fit_settings, gold_dev, 
 def fused_rows(qa, questions: list[dict], *, k: int, label_f1: float = 0.6):
     """Feature rows and labels for every neural candidate the fused reader sees for ``questions``,
     read as answering reads them: the top ``k`` passages, widened into reading windows when the
-    answerer has a reading context (``qa.answerer.context`` and ``windows``; ``rag.windows``)."""
+    answerer has a reading context (``Answerer.reading``)."""
     reader = qa.answerer.reader
     X, y = [], []
     qs = [q["question"] for q in questions]
     qvecs = qa.retriever.encode(qs)
     hits = qa.retriever.search_many(qs, k, qa.mode, qvecs)
-    context, layout = qa.answerer.context, qa.answerer.windows
     for n, (q, passages) in enumerate(zip(questions, hits)):
-        read = reading_windows(passages, qa.index, context, layout) if context else passages
-        for c, x, _kind in reader.signals(q["question"], read, qvecs[n]):
+        for c, x, _kind in reader.signals(q["question"], qa.answerer.reading(passages), qvecs[n]):
             f1 = max_over_golds(f1_score, c.text, q["answers"]) if q["answerable"] else 0.0
             X.append([x[name] for name in FUSED_FEATURES])
             y.append(1 if f1 >= label_f1 else 0)
